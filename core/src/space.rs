@@ -1,0 +1,800 @@
+//! The space document: the register of one community.
+//!
+//! Layout inside the automerge document (all maps, keyed by id):
+//!
+//! ```text
+//! meta      { name, created_at }
+//! members   { <member>: { name, status, joined_at, household?,
+//!                          roles:   { <role>: bool },
+//!                          devices: { <device hex>: { label, added_at, revoked_at? } } } }
+//! units     { <unit>: { building, entrance, room, area_centi, grid?, household? } }
+//! households{ <household>: { label } }
+//! links     { "<member>:<unit>": { member, unit, relation, verified, verified_by? } }
+//! grids     { <grid>: { name } }
+//! invites   { <invite>: { key, member, created_by, created_at, expires_at, redeemed_by? } }
+//! ```
+//!
+//! Every map that two replicas could create concurrently is created once, in
+//! the genesis change or together with its parent, so no concurrent
+//! `put_object` can hide another replica's entries.
+//!
+//! **Roles under concurrency.** A role is a boolean at `members/<m>/roles/<role>`.
+//! A causally later write replaces an earlier one as usual. When a grant and a
+//! revoke are concurrent (two offline phones), *the revoke wins*: the role is
+//! held only if every concurrent value is `true`. This is a pure function of the
+//! set of conflicting values, which every replica holding the same changes
+//! sees identically, and it errs on the side of less authority.
+//!
+//! Floor area is kept exactly, in hundredths of a square metre.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ObjId, ObjType, Patch, PatchAction, Prop, ROOT, ReadDoc, ScalarValue, Value};
+
+use crate::error::{Error, Refusal, Result};
+use crate::identity::DeviceId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Resident,
+    Volunteer,
+    Coordinator,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Resident, Role::Volunteer, Role::Coordinator, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Resident => "resident",
+            Role::Volunteer => "volunteer",
+            Role::Coordinator => "coordinator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Roles a coordinator may grant or revoke; the others are the admins'.
+    pub fn coordinator_may_grant(self) -> bool {
+        matches!(self, Role::Resident | Role::Volunteer)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Relation {
+    Owner,
+    Tenant,
+    Family,
+}
+
+impl Relation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relation::Owner => "owner",
+            Relation::Tenant => "tenant",
+            Relation::Family => "family",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Relation> {
+        [Relation::Owner, Relation::Tenant, Relation::Family].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MemberStatus {
+    /// Created by an invite that has not been redeemed yet.
+    Invited,
+    Active,
+    Removed,
+}
+
+impl MemberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Invited => "invited",
+            MemberStatus::Active => "active",
+            MemberStatus::Removed => "removed",
+        }
+    }
+
+    fn parse(s: &str) -> MemberStatus {
+        match s {
+            "invited" => MemberStatus::Invited,
+            "removed" => MemberStatus::Removed,
+            _ => MemberStatus::Active,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub label: String,
+    pub added_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub status: MemberStatus,
+    pub joined_at: i64,
+    pub household: Option<String>,
+    pub roles: BTreeSet<Role>,
+    pub devices: BTreeMap<DeviceId, Device>,
+}
+
+impl Member {
+    pub fn has(&self, role: Role) -> bool {
+        self.status != MemberStatus::Removed && self.roles.contains(&role)
+    }
+
+    /// Coordinators and admins: the members whose devices a coordinator may not touch.
+    pub fn is_privileged(&self) -> bool {
+        self.has(Role::Coordinator) || self.has(Role::Admin)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    pub building: String,
+    pub entrance: String,
+    pub room: String,
+    /// Floor area in hundredths of a square metre (exact).
+    pub area_centi: i64,
+    pub grid: Option<String>,
+    pub household: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub member: String,
+    pub unit: String,
+    pub relation: Relation,
+    pub verified: bool,
+    pub verified_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    pub key: DeviceId,
+    pub member: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub redeemed_by: Option<DeviceId>,
+}
+
+/// The register as the merged space document says it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpaceView {
+    pub name: String,
+    pub created_at: i64,
+    pub members: BTreeMap<String, Member>,
+    pub units: BTreeMap<String, Unit>,
+    pub households: BTreeMap<String, String>,
+    pub links: BTreeMap<String, Link>,
+    pub grids: BTreeMap<String, String>,
+    pub invites: BTreeMap<String, Invite>,
+    /// Derived: which member each device belongs to.
+    devices: HashMap<DeviceId, String>,
+}
+
+/// Who wrote a change, as the space register says at the change's causal past.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Author {
+    Admin(String),
+    Coordinator(String),
+    Member(String),
+    /// The bearer of an invite key, redeeming it.
+    InviteBearer(String),
+}
+
+impl SpaceView {
+    pub fn member_of(&self, device: &DeviceId) -> Option<(&str, &Member)> {
+        let id = self.devices.get(device)?;
+        self.members.get(id).map(|m| (id.as_str(), m))
+    }
+
+    /// The device's author standing if it was allowed to write at time `at`
+    /// (milliseconds): a device revoked, or a member removed, before `at` has none.
+    pub fn author(&self, device: &DeviceId, at: i64) -> Result<Author, Refusal> {
+        if let Some((id, m)) = self.member_of(device) {
+            let d = m.devices.get(device).ok_or(Refusal::UnknownDevice)?;
+            if d.revoked_at.is_some_and(|r| r <= at) || m.status == MemberStatus::Removed {
+                return Err(Refusal::RevokedDevice);
+            }
+            return Ok(if m.has(Role::Admin) {
+                Author::Admin(id.into())
+            } else if m.has(Role::Coordinator) {
+                Author::Coordinator(id.into())
+            } else {
+                Author::Member(id.into())
+            });
+        }
+        match self.invites.iter().find(|(_, inv)| inv.key == *device) {
+            Some((id, _)) => Ok(Author::InviteBearer(id.clone())),
+            None => Err(Refusal::UnknownDevice),
+        }
+    }
+
+    /// Read the whole register from a document.
+    pub fn read(doc: &Automerge) -> Result<SpaceView> {
+        let mut v = SpaceView::default();
+        if let Some(meta) = map_at(doc, &ROOT, "meta") {
+            v.name = get_str(doc, &meta, "name").unwrap_or_default();
+            v.created_at = get_i64(doc, &meta, "created_at").unwrap_or_default();
+        }
+        let mut all = Touched::default();
+        for section in Section::ALL {
+            if let Some(obj) = map_at(doc, &ROOT, section.key()) {
+                all.insert(section, doc.keys(&obj).collect());
+            }
+        }
+        v.refresh(doc, &all)?;
+        Ok(v)
+    }
+
+    /// Re-read only the entries a change touched.
+    pub fn refresh(&mut self, doc: &Automerge, touched: &Touched) -> Result<()> {
+        for (section, keys) in &touched.0 {
+            let Some(obj) = map_at(doc, &ROOT, section.key()) else { continue };
+            for key in keys {
+                let entry = map_at(doc, &obj, key);
+                match section {
+                    Section::Members => {
+                        if let Some(old) = self.members.remove(key) {
+                            for d in old.devices.keys() {
+                                self.devices.remove(d);
+                            }
+                        }
+                        if let Some(e) = entry {
+                            let m = read_member(doc, &e)?;
+                            for d in m.devices.keys() {
+                                self.devices.insert(*d, key.clone());
+                            }
+                            self.members.insert(key.clone(), m);
+                        }
+                    }
+                    Section::Units => match entry {
+                        Some(e) => {
+                            self.units.insert(key.clone(), read_unit(doc, &e));
+                        }
+                        None => {
+                            self.units.remove(key);
+                        }
+                    },
+                    Section::Households => match entry {
+                        Some(e) => {
+                            self.households.insert(key.clone(), get_str(doc, &e, "label").unwrap_or_default());
+                        }
+                        None => {
+                            self.households.remove(key);
+                        }
+                    },
+                    Section::Grids => match entry {
+                        Some(e) => {
+                            self.grids.insert(key.clone(), get_str(doc, &e, "name").unwrap_or_default());
+                        }
+                        None => {
+                            self.grids.remove(key);
+                        }
+                    },
+                    Section::Links => match entry.and_then(|e| read_link(doc, &e)) {
+                        Some(l) => {
+                            self.links.insert(key.clone(), l);
+                        }
+                        None => {
+                            self.links.remove(key);
+                        }
+                    },
+                    Section::Invites => match entry.and_then(|e| read_invite(doc, &e)) {
+                        Some(i) => {
+                            self.invites.insert(key.clone(), i);
+                        }
+                        None => {
+                            self.invites.remove(key);
+                        }
+                    },
+                }
+            }
+        }
+        if let Some(meta) = touched.1.then(|| map_at(doc, &ROOT, "meta")).flatten() {
+            self.name = get_str(doc, &meta, "name").unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// Units whose owner link a coordinator has verified, with their owners.
+    pub fn verified_owners(&self) -> impl Iterator<Item = &Link> {
+        self.links.values().filter(|l| l.relation == Relation::Owner && l.verified)
+    }
+}
+
+/// The top-level maps of the register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Section {
+    Members,
+    Units,
+    Households,
+    Links,
+    Grids,
+    Invites,
+}
+
+impl Section {
+    pub const ALL: [Section; 6] =
+        [Section::Members, Section::Units, Section::Households, Section::Links, Section::Grids, Section::Invites];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Section::Members => "members",
+            Section::Units => "units",
+            Section::Households => "households",
+            Section::Links => "links",
+            Section::Grids => "grids",
+            Section::Invites => "invites",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|x| x.key() == s)
+    }
+}
+
+/// Which register entries a set of patches touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched(pub BTreeMap<Section, BTreeSet<String>>, pub bool);
+
+impl Touched {
+    fn insert(&mut self, s: Section, keys: BTreeSet<String>) {
+        self.0.entry(s).or_default().extend(keys);
+    }
+
+    pub fn from_patches(patches: &[Patch]) -> Touched {
+        let mut t = Touched::default();
+        for p in patches {
+            let path = patch_path(p);
+            match path.first().map(String::as_str) {
+                Some("meta") => t.1 = true,
+                Some(s) => {
+                    if let (Some(section), Some(key)) = (Section::parse(s), path.get(1)) {
+                        t.0.entry(section).or_default().insert(key.clone());
+                    }
+                }
+                None => {}
+            }
+        }
+        t
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.values().all(BTreeSet::is_empty) && !self.1
+    }
+}
+
+impl Touched {
+    pub fn members(&self) -> impl Iterator<Item = &String> {
+        self.0.get(&Section::Members).into_iter().flatten()
+    }
+    pub fn units(&self) -> impl Iterator<Item = &String> {
+        self.0.get(&Section::Units).into_iter().flatten()
+    }
+    pub fn meta_touched(&self) -> bool {
+        self.1
+    }
+}
+
+/// The full path a patch writes to: the props from the root to the object,
+/// then the key it puts or deletes.
+pub fn patch_path(p: &Patch) -> Vec<String> {
+    let prop = |p: &Prop| match p {
+        Prop::Map(s) => s.to_string(),
+        Prop::Seq(i) => i.to_string(),
+    };
+    let mut path: Vec<String> = p.path.iter().map(|(_, pr)| prop(pr)).collect();
+    match &p.action {
+        PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => path.push(key.clone()),
+        PatchAction::Increment { prop: pr, .. } | PatchAction::Conflict { prop: pr } => path.push(prop(pr)),
+        _ => {}
+    }
+    path
+}
+
+/// Check that `author` may make the writes described by `patches`, judged
+/// against `pre`, the register at the change's causal past. `at` is the
+/// change's time.
+pub fn authorize(pre: &SpaceView, author: &Author, patches: &[Patch], at: i64) -> Result<(), Refusal> {
+    match author {
+        Author::Admin(_) => Ok(()),
+        Author::Member(_) => Err(Refusal::NotAWriter("space".into())),
+        Author::Coordinator(_) => {
+            for p in patches {
+                coordinator_may(pre, &patch_path(p), &p.action)?;
+            }
+            Ok(())
+        }
+        Author::InviteBearer(invite_id) => {
+            let inv = pre.invites.get(invite_id).ok_or(Refusal::BadInvite)?;
+            if inv.redeemed_by.is_some() || at > inv.expires_at {
+                return Err(Refusal::BadInvite);
+            }
+            let mut devices_added = BTreeSet::new();
+            for p in patches {
+                let path = patch_path(p);
+                let segs: Vec<&str> = path.iter().map(String::as_str).collect();
+                match segs.as_slice() {
+                    ["members", m, "devices", d, ..] if *m == inv.member => {
+                        devices_added.insert(d.to_string());
+                    }
+                    ["members", m, "name" | "status"] if *m == inv.member => {}
+                    ["invites", i, "redeemed_by" | "redeemed_at"] if *i == invite_id => {}
+                    _ => return Err(Refusal::Forbidden(path.join("/"))),
+                }
+            }
+            if devices_added.len() > 1 {
+                return Err(Refusal::Forbidden("an invite adds one device".into()));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn coordinator_may(pre: &SpaceView, path: &[String], action: &PatchAction) -> Result<(), Refusal> {
+    let forbid = || Err(Refusal::Forbidden(path.join("/")));
+    let segs: Vec<&str> = path.iter().map(String::as_str).collect();
+    match segs.as_slice() {
+        ["units" | "households" | "links" | "grids" | "invites", _, ..] => Ok(()),
+        ["members", m] => {
+            // Creating a new member entry; never replacing or deleting one.
+            if pre.members.contains_key(*m) || matches!(action, PatchAction::DeleteMap { .. }) {
+                forbid()
+            } else {
+                Ok(())
+            }
+        }
+        ["members", m, rest @ ..] => {
+            let privileged = pre.members.get(*m).is_some_and(Member::is_privileged);
+            match rest {
+                ["name" | "joined_at" | "household"] => Ok(()),
+                // Coordinators may not create, remove or re-key a privileged member.
+                ["status" | "roles" | "devices"] if privileged => forbid(),
+                ["status" | "roles" | "devices"] => Ok(()),
+                ["roles", r] if Role::parse(r).is_some_and(Role::coordinator_may_grant) => Ok(()),
+                ["devices", ..] if !privileged => Ok(()),
+                _ => forbid(),
+            }
+        }
+        _ => forbid(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Edits
+
+/// The typed edits of the register. Each is checked against the author's rights
+/// by [`authorize`] after it is written, like any remote change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpaceEdit {
+    AddMember { member: String, name: String, roles: Vec<Role> },
+    Rename { member: String, name: String },
+    SetRole { member: String, role: Role, granted: bool },
+    AddDevice { member: String, device: DeviceId, label: String },
+    RevokeDevice { member: String, device: DeviceId },
+    RemoveMember { member: String },
+    AddGrid { grid: String, name: String },
+    AddHousehold { household: String, label: String },
+    AddUnit { unit: String, building: String, entrance: String, room: String, area_centi: i64, grid: Option<String>, household: Option<String> },
+    Link { member: String, unit: String, relation: Relation },
+    VerifyOwner { member: String, unit: String, by: String },
+}
+
+pub(crate) fn link_key(member: &str, unit: &str) -> String {
+    format!("{member}:{unit}")
+}
+
+fn require(cond: bool, what: &str) -> Result<()> {
+    if cond { Ok(()) } else { Err(Error::Invalid(what.into())) }
+}
+
+fn token(s: &str, what: &str) -> Result<()> {
+    require(crate::doc::valid_token(s), what)
+}
+
+/// Write one edit. `pre` is the register before it, for reference checks.
+pub fn apply_edit<T: Transactable>(tx: &mut T, pre: &SpaceView, edit: &SpaceEdit, now: i64) -> Result<()> {
+    let section = |tx: &T, s: Section| map_at(tx, &ROOT, s.key()).ok_or_else(|| Error::Internal("space document has no register".into()));
+    match edit {
+        SpaceEdit::AddMember { member, name, roles } => {
+            token(member, "member id")?;
+            require(!pre.members.contains_key(member), "member already exists")?;
+            let members = section(tx, Section::Members)?;
+            write_member(tx, &members, member, name, MemberStatus::Active, roles, now)?;
+        }
+        SpaceEdit::Rename { member, name } => {
+            require(pre.members.contains_key(member), "unknown member")?;
+            require(!name.trim().is_empty(), "name is empty")?;
+            let m = member_obj(tx, member)?;
+            tx.put(&m, "name", name.as_str())?;
+        }
+        SpaceEdit::SetRole { member, role, granted } => {
+            require(pre.members.contains_key(member), "unknown member")?;
+            let m = member_obj(tx, member)?;
+            let roles = map_at(tx, &m, "roles").ok_or_else(|| Error::Internal("member has no roles".into()))?;
+            tx.put(&roles, role.as_str(), *granted)?;
+        }
+        SpaceEdit::AddDevice { member, device, label } => {
+            require(pre.members.contains_key(member), "unknown member")?;
+            require(pre.member_of(device).is_none(), "device already registered")?;
+            let m = member_obj(tx, member)?;
+            let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("member has no devices".into()))?;
+            write_device(tx, &devices, device, label, now)?;
+        }
+        SpaceEdit::RevokeDevice { member, device } => {
+            require(pre.members.get(member).is_some_and(|m| m.devices.contains_key(device)), "unknown device")?;
+            let m = member_obj(tx, member)?;
+            let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("member has no devices".into()))?;
+            let d = map_at(tx, &devices, &device.to_hex()).ok_or_else(|| Error::Internal("device entry missing".into()))?;
+            tx.put(&d, "revoked_at", now)?;
+        }
+        SpaceEdit::RemoveMember { member } => {
+            require(pre.members.contains_key(member), "unknown member")?;
+            let m = member_obj(tx, member)?;
+            tx.put(&m, "status", MemberStatus::Removed.as_str())?;
+        }
+        SpaceEdit::AddGrid { grid, name } => {
+            token(grid, "grid id")?;
+            let grids = section(tx, Section::Grids)?;
+            let g = tx.put_object(&grids, grid.as_str(), ObjType::Map)?;
+            tx.put(&g, "name", name.as_str())?;
+        }
+        SpaceEdit::AddHousehold { household, label } => {
+            token(household, "household id")?;
+            let hs = section(tx, Section::Households)?;
+            let h = tx.put_object(&hs, household.as_str(), ObjType::Map)?;
+            tx.put(&h, "label", label.as_str())?;
+        }
+        SpaceEdit::AddUnit { unit, building, entrance, room, area_centi, grid, household } => {
+            token(unit, "unit id")?;
+            require(*area_centi > 0, "floor area must be positive")?;
+            require(grid.as_ref().is_none_or(|g| pre.grids.contains_key(g)), "unknown grid")?;
+            require(household.as_ref().is_none_or(|h| pre.households.contains_key(h)), "unknown household")?;
+            let units = section(tx, Section::Units)?;
+            let u = tx.put_object(&units, unit.as_str(), ObjType::Map)?;
+            tx.put(&u, "building", building.as_str())?;
+            tx.put(&u, "entrance", entrance.as_str())?;
+            tx.put(&u, "room", room.as_str())?;
+            tx.put(&u, "area_centi", *area_centi)?;
+            if let Some(g) = grid {
+                tx.put(&u, "grid", g.as_str())?;
+            }
+            if let Some(h) = household {
+                tx.put(&u, "household", h.as_str())?;
+            }
+        }
+        SpaceEdit::Link { member, unit, relation } => {
+            require(pre.members.contains_key(member), "unknown member")?;
+            require(pre.units.contains_key(unit), "unknown unit")?;
+            let key = link_key(member, unit);
+            let links = section(tx, Section::Links)?;
+            match map_at(tx, &links, &key) {
+                Some(l) => tx.put(&l, "relation", relation.as_str())?,
+                None => {
+                    let l = tx.put_object(&links, key.as_str(), ObjType::Map)?;
+                    tx.put(&l, "member", member.as_str())?;
+                    tx.put(&l, "unit", unit.as_str())?;
+                    tx.put(&l, "relation", relation.as_str())?;
+                    tx.put(&l, "verified", false)?;
+                }
+            }
+        }
+        SpaceEdit::VerifyOwner { member, unit, by } => {
+            let key = link_key(member, unit);
+            require(pre.links.get(&key).is_some_and(|l| l.relation == Relation::Owner), "no owner link to verify")?;
+            let links = section(tx, Section::Links)?;
+            let l = map_at(tx, &links, &key).ok_or_else(|| Error::Internal("link entry missing".into()))?;
+            tx.put(&l, "verified", true)?;
+            tx.put(&l, "verified_by", by.as_str())?;
+            tx.put(&l, "verified_at", now)?;
+        }
+    }
+    Ok(())
+}
+
+/// The genesis change's content: the register's maps and the creator as admin.
+pub(crate) fn write_genesis<T: Transactable>(tx: &mut T, name: &str, member: &str, member_name: &str, device: &DeviceId, now: i64) -> Result<()> {
+    let meta = tx.put_object(ROOT, "meta", ObjType::Map)?;
+    tx.put(&meta, "name", name)?;
+    tx.put(&meta, "created_at", now)?;
+    for s in Section::ALL {
+        tx.put_object(ROOT, s.key(), ObjType::Map)?;
+    }
+    let members = map_at(tx, &ROOT, "members").ok_or_else(|| Error::Internal("members map".into()))?;
+    write_member(tx, &members, member, member_name, MemberStatus::Active, &[Role::Admin, Role::Coordinator, Role::Resident], now)?;
+    let m = member_obj(tx, member)?;
+    let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("devices map".into()))?;
+    write_device(tx, &devices, device, "creator", now)
+}
+
+/// An invite: a pending member and the public key the invite's bearer will sign with.
+pub(crate) fn write_invite<T: Transactable>(
+    tx: &mut T,
+    invite: &str,
+    key: &DeviceId,
+    member: &str,
+    name: &str,
+    roles: &[Role],
+    created_by: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
+    let members = map_at(tx, &ROOT, "members").ok_or_else(|| Error::Internal("members map".into()))?;
+    write_member(tx, &members, member, name, MemberStatus::Invited, roles, now)?;
+    let invites = map_at(tx, &ROOT, "invites").ok_or_else(|| Error::Internal("invites map".into()))?;
+    let i = tx.put_object(&invites, invite, ObjType::Map)?;
+    tx.put(&i, "key", key.to_hex())?;
+    tx.put(&i, "member", member)?;
+    tx.put(&i, "created_by", created_by)?;
+    tx.put(&i, "created_at", now)?;
+    tx.put(&i, "expires_at", expires_at)?;
+    Ok(())
+}
+
+/// The bearer's redemption: its device joins the invited member.
+pub(crate) fn write_redemption<T: Transactable>(tx: &mut T, invite: &str, member: &str, name: &str, device: &DeviceId, now: i64) -> Result<()> {
+    let m = member_obj(tx, member)?;
+    tx.put(&m, "name", name)?;
+    tx.put(&m, "status", MemberStatus::Active.as_str())?;
+    let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("devices map".into()))?;
+    write_device(tx, &devices, device, "phone", now)?;
+    let invites = map_at(tx, &ROOT, "invites").ok_or_else(|| Error::Internal("invites map".into()))?;
+    let i = map_at(tx, &invites, invite).ok_or(Error::Refused { doc: crate::doc::DocId::Space, reason: Refusal::BadInvite })?;
+    tx.put(&i, "redeemed_by", device.to_hex())?;
+    tx.put(&i, "redeemed_at", now)?;
+    Ok(())
+}
+
+fn write_member<T: Transactable>(tx: &mut T, members: &ObjId, member: &str, name: &str, status: MemberStatus, roles: &[Role], now: i64) -> Result<()> {
+    require(!name.trim().is_empty(), "name is empty")?;
+    let m = tx.put_object(members, member, ObjType::Map)?;
+    tx.put(&m, "name", name)?;
+    tx.put(&m, "status", status.as_str())?;
+    tx.put(&m, "joined_at", now)?;
+    let r = tx.put_object(&m, "roles", ObjType::Map)?;
+    for role in roles {
+        tx.put(&r, role.as_str(), true)?;
+    }
+    tx.put_object(&m, "devices", ObjType::Map)?;
+    Ok(())
+}
+
+fn write_device<T: Transactable>(tx: &mut T, devices: &ObjId, device: &DeviceId, label: &str, now: i64) -> Result<()> {
+    let d = tx.put_object(devices, device.to_hex(), ObjType::Map)?;
+    tx.put(&d, "label", label)?;
+    tx.put(&d, "added_at", now)?;
+    Ok(())
+}
+
+fn member_obj<R: ReadDoc>(doc: &R, member: &str) -> Result<ObjId> {
+    map_at(doc, &ROOT, "members")
+        .and_then(|ms| map_at(doc, &ms, member))
+        .ok_or_else(|| Error::NotFound("member".into()))
+}
+
+// ---------------------------------------------------------------------------
+// Reading helpers
+
+pub(crate) fn map_at<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<ObjId> {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+        _ => None,
+    }
+}
+
+pub(crate) fn get_str<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<String> {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+            ScalarValue::Str(s) => Some(s.to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+pub(crate) fn get_i64<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<i64> {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+            ScalarValue::Int(i) => Some(*i),
+            ScalarValue::Uint(u) => i64::try_from(*u).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+pub(crate) fn get_bool<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<bool> {
+    match doc.get(obj, key) {
+        Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {
+            ScalarValue::Boolean(b) => Some(*b),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Revoke wins: a role is held when every concurrent value says so.
+fn role_held<R: ReadDoc>(doc: &R, roles: &ObjId, role: Role) -> Result<bool> {
+    let values = doc.get_all(roles, role.as_str())?;
+    Ok(!values.is_empty()
+        && values.iter().all(|(v, _)| matches!(v, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Boolean(true)))))
+}
+
+fn read_member<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Member> {
+    let mut roles = BTreeSet::new();
+    if let Some(r) = map_at(doc, obj, "roles") {
+        for role in Role::ALL {
+            if role_held(doc, &r, role)? {
+                roles.insert(role);
+            }
+        }
+    }
+    let mut devices = BTreeMap::new();
+    if let Some(ds) = map_at(doc, obj, "devices") {
+        for key in doc.keys(&ds) {
+            let (Ok(id), Some(d)) = (DeviceId::from_hex(&key), map_at(doc, &ds, &key)) else { continue };
+            devices.insert(
+                id,
+                Device {
+                    label: get_str(doc, &d, "label").unwrap_or_default(),
+                    added_at: get_i64(doc, &d, "added_at").unwrap_or_default(),
+                    revoked_at: get_i64(doc, &d, "revoked_at"),
+                },
+            );
+        }
+    }
+    Ok(Member {
+        name: get_str(doc, obj, "name").unwrap_or_default(),
+        status: MemberStatus::parse(&get_str(doc, obj, "status").unwrap_or_default()),
+        joined_at: get_i64(doc, obj, "joined_at").unwrap_or_default(),
+        household: get_str(doc, obj, "household"),
+        roles,
+        devices,
+    })
+}
+
+fn read_unit<R: ReadDoc>(doc: &R, obj: &ObjId) -> Unit {
+    Unit {
+        building: get_str(doc, obj, "building").unwrap_or_default(),
+        entrance: get_str(doc, obj, "entrance").unwrap_or_default(),
+        room: get_str(doc, obj, "room").unwrap_or_default(),
+        area_centi: get_i64(doc, obj, "area_centi").unwrap_or_default(),
+        grid: get_str(doc, obj, "grid"),
+        household: get_str(doc, obj, "household"),
+    }
+}
+
+fn read_link<R: ReadDoc>(doc: &R, obj: &ObjId) -> Option<Link> {
+    Some(Link {
+        member: get_str(doc, obj, "member")?,
+        unit: get_str(doc, obj, "unit")?,
+        relation: Relation::parse(&get_str(doc, obj, "relation")?)?,
+        verified: get_bool(doc, obj, "verified").unwrap_or(false),
+        verified_by: get_str(doc, obj, "verified_by"),
+    })
+}
+
+fn read_invite<R: ReadDoc>(doc: &R, obj: &ObjId) -> Option<Invite> {
+    Some(Invite {
+        key: DeviceId::from_hex(&get_str(doc, obj, "key")?).ok()?,
+        member: get_str(doc, obj, "member")?,
+        created_by: get_str(doc, obj, "created_by").unwrap_or_default(),
+        created_at: get_i64(doc, obj, "created_at").unwrap_or_default(),
+        expires_at: get_i64(doc, obj, "expires_at").unwrap_or_default(),
+        redeemed_by: get_str(doc, obj, "redeemed_by").and_then(|h| DeviceId::from_hex(&h).ok()),
+    })
+}

@@ -1,0 +1,903 @@
+//! The SQLite store: the source of truth on a device (and on the server).
+//!
+//! * One SQLite file in WAL mode. Each automerge document is a snapshot plus
+//!   the chunks of changes appended since; every write appends one chunk and
+//!   the query tables derived from it **in the same transaction**, so a crash
+//!   loses nothing that was acknowledged and never leaves the two out of step.
+//!   After [`COMPACT_AFTER`] chunks the document is saved whole and its chunks
+//!   are dropped, again in one transaction.
+//! * Every change, local or remote, goes through one path, [`Store::apply`]'s
+//!   core: signature, writer and rights checks ([`crate::trust`]) and the
+//!   equivocation check happen before the change is merged; a refused change
+//!   is recorded in `refusals` and changes nothing else.
+//! * The store is `Send + Sync`: one mutex guards the connection and the
+//!   in-memory cache of loaded documents and registers. Calls block; apps call
+//!   them off their UI thread.
+//! * Listeners get an [`Event`] after each committed write.
+
+mod project;
+pub mod schema;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Mutex, MutexGuard};
+
+use automerge::transaction::{CommitOptions, Transaction};
+use automerge::{Automerge, Change, ChangeHash, PatchLog, ReadDoc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::doc::{DocId, SignedChange};
+use crate::error::{Error, Refusal, Result};
+use crate::identity::{DeviceId, DeviceKey, base32, random_bytes};
+use crate::space::{self, Author, Role, SpaceEdit, SpaceView, Touched};
+use crate::trust;
+
+/// Fold a document's chunks into a snapshot after this many.
+pub const COMPACT_AFTER: i64 = 64;
+
+/// How long an invite stays redeemable unless the caller says otherwise.
+pub const DEFAULT_INVITE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+const INVITE_CODE_VERSION: u8 = 1;
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A fresh random id (16 hex chars), for members, units, items, invites.
+pub fn new_id() -> Result<String> {
+    Ok(hex::encode(random_bytes::<8>()?))
+}
+
+/// What changed, for the UI. Sent after the write is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub space: String,
+    pub doc: DocId,
+    /// The item the document belongs to, when it belongs to one.
+    pub item: Option<String>,
+}
+
+/// The outcome of merging a batch of changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub accepted: Vec<ChangeHash>,
+    pub duplicates: usize,
+    pub refused: Vec<(Option<ChangeHash>, Refusal)>,
+    /// Changes held back because a dependency has not arrived; offer them again later.
+    pub missing_deps: Vec<ChangeHash>,
+}
+
+/// An invite: the code to show as a QR, and the pending member it admits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    pub code: String,
+    pub invite_id: String,
+    pub member_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceRow {
+    pub space_id: String,
+    pub name: String,
+    pub member_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    pub member_id: String,
+    pub name: String,
+    pub status: String,
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitRow {
+    pub unit_id: String,
+    pub building: String,
+    pub entrance: String,
+    pub room: String,
+    pub area_centi: i64,
+    pub grid_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemRow {
+    pub item_id: String,
+    pub kind: String,
+    pub title: String,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusalRow {
+    pub doc: String,
+    pub hash: Option<ChangeHash>,
+    pub reason: String,
+}
+
+type DocKey = (String, String);
+
+struct Inner {
+    conn: Connection,
+    key: DeviceKey,
+    docs: HashMap<DocKey, Automerge>,
+    views: HashMap<String, SpaceView>,
+}
+
+pub struct Store {
+    inner: Mutex<Inner>,
+    listeners: Mutex<Vec<Sender<Event>>>,
+    device: DeviceId,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({:?})", self.device)
+    }
+}
+
+/// Keep at most this many documents loaded; beyond it the cache is emptied.
+const DOC_CACHE_LIMIT: usize = 512;
+
+impl Store {
+    /// Open (or create) a store in the SQLite file at `path`. The device key is
+    /// made on first open and never leaves the file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::migrate(&mut conn)?;
+        let seed: Option<Vec<u8>> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'device_seed'", [], |r| r.get(0))
+            .optional()?;
+        let key = match seed {
+            Some(s) => DeviceKey::from_seed(<[u8; 32]>::try_from(s.as_slice()).map_err(|_| Error::Internal("device key is damaged".into()))?),
+            None => {
+                let k = DeviceKey::generate()?;
+                conn.execute("INSERT INTO meta (key, value) VALUES ('device_seed', ?1)", [k.seed().to_vec()])?;
+                k
+            }
+        };
+        let device = key.id();
+        Ok(Store {
+            inner: Mutex::new(Inner { conn, key, docs: HashMap::new(), views: HashMap::new() }),
+            listeners: Mutex::new(Vec::new()),
+            device,
+        })
+    }
+
+    pub fn device_id(&self) -> DeviceId {
+        self.device
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
+        self.inner.lock().map_err(|_| Error::Internal("store lock poisoned".into()))
+    }
+
+    /// Receive an [`Event`] after every committed change.
+    pub fn subscribe(&self) -> Receiver<Event> {
+        let (tx, rx) = channel();
+        if let Ok(mut l) = self.listeners.lock() {
+            l.push(tx);
+        }
+        rx
+    }
+
+    fn notify(&self, space: &str, doc: &DocId) {
+        let item = match doc {
+            DocId::Item { item } | DocId::Results { item } => Some(item.clone()),
+            _ => None,
+        };
+        let ev = Event { space: space.into(), doc: doc.clone(), item };
+        if let Ok(mut l) = self.listeners.lock() {
+            l.retain(|tx| tx.send(ev.clone()).is_ok());
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // Spaces and the register
+
+    /// Create a space; this device's member is its first admin (and coordinator).
+    pub fn create_space(&self, name: &str, my_name: &str) -> Result<String> {
+        if name.trim().is_empty() {
+            return Err(Error::Invalid("space name is empty".into()));
+        }
+        let member = new_id()?;
+        let mut inner = self.lock()?;
+        let now = now_ms();
+        let mut doc = Automerge::new().with_actor(inner.key.actor());
+        let mut tx = doc.transaction();
+        space::write_genesis(&mut tx, name, &member, my_name, &self.device, now)?;
+        tx.commit_with(CommitOptions::default().with_time(now));
+        let change = doc.get_last_local_change().ok_or_else(|| Error::Internal("genesis produced no change".into()))?;
+        let space_id = trust::space_id_of(&change.hash());
+        let sig = inner.key.sign_change(&change.hash());
+        inner.conn.execute(
+            "INSERT INTO spaces (space_id, name, member_id) VALUES (?1, ?2, ?3)",
+            params![space_id, name, member],
+        )?;
+        let report = merge(&mut inner, &space_id, &DocId::Space, vec![(change, sig.to_vec())])?;
+        refused_as_error(&DocId::Space, &report)?;
+        drop(inner);
+        self.notify(&space_id, &DocId::Space);
+        Ok(space_id)
+    }
+
+    pub fn spaces(&self) -> Result<Vec<SpaceRow>> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare("SELECT space_id, name, member_id FROM spaces ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok(SpaceRow { space_id: r.get(0)?, name: r.get(1)?, member_id: r.get(2)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// This device's member id in a space.
+    pub fn my_member(&self, space: &str) -> Result<String> {
+        let inner = self.lock()?;
+        my_member(&inner.conn, space)
+    }
+
+    /// The register of a space, as merged here.
+    pub fn view(&self, space: &str) -> Result<SpaceView> {
+        let mut inner = self.lock()?;
+        Ok(view(&mut inner, space)?.clone())
+    }
+
+    /// Edit the register. All edits land in one signed change; rights are
+    /// checked exactly as a peer would check them.
+    pub fn edit_space(&self, space: &str, edits: &[SpaceEdit]) -> Result<Option<ChangeHash>> {
+        self.local_space_write(space, |tx, pre, _me, now| {
+            for e in edits {
+                space::apply_edit(tx, pre, e, now)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Make a one-time invite for a new member with `roles`. The returned code
+    /// carries the space id and the invite's secret key; it fits in a QR code.
+    pub fn create_invite(&self, space: &str, name: &str, roles: &[Role], ttl_ms: Option<i64>) -> Result<Invitation> {
+        let invite_key = DeviceKey::generate()?;
+        let invite_id = new_id()?;
+        let member_id = new_id()?;
+        let (iid, mid, key_id) = (invite_id.clone(), member_id.clone(), invite_key.id());
+        self.local_space_write(space, |tx, pre, me, now| {
+            if pre.members.contains_key(&mid) {
+                return Err(Error::Internal("member id collision".into()));
+            }
+            let expires = now.saturating_add(ttl_ms.unwrap_or(DEFAULT_INVITE_TTL_MS));
+            space::write_invite(tx, &iid, &key_id, &mid, name, roles, me, now, expires)
+        })?;
+        let space_bytes = hex::decode(space).map_err(|_| Error::UnknownSpace(space.into()))?;
+        let mut payload = vec![INVITE_CODE_VERSION];
+        payload.extend_from_slice(&space_bytes);
+        payload.extend_from_slice(&invite_key.seed());
+        Ok(Invitation { code: base32::encode(&payload), invite_id, member_id })
+    }
+
+    /// The space named by an invite code, so a device knows what to fetch
+    /// before it can [`join`](Self::join).
+    pub fn invite_space(code: &str) -> Result<String> {
+        Ok(parse_invite(code)?.0)
+    }
+
+    /// Join a space with an invite code. `space_changes` is the space
+    /// document as a peer (the server or a hub) sent it; it is checked change
+    /// by change from its genesis like any remote change. The redemption is
+    /// signed by the invite key and adds this device to the invited member.
+    pub fn join(&self, code: &str, my_name: &str, space_changes: Vec<SignedChange>) -> Result<(String, String)> {
+        let (space_id, invite_key) = parse_invite(code)?;
+        self.apply(&space_id, &DocId::Space, space_changes)?;
+        let mut inner = self.lock()?;
+        let pre = view(&mut inner, &space_id)?.clone();
+        if pre.members.is_empty() {
+            return Err(Error::UnknownSpace(space_id));
+        }
+        let (invite_id, invite) = pre
+            .invites
+            .iter()
+            .find(|(_, inv)| inv.key == invite_key.id())
+            .map(|(id, inv)| (id.clone(), inv.clone()))
+            .ok_or(Error::Refused { doc: DocId::Space, reason: Refusal::BadInvite })?;
+        let now = now_ms();
+        if invite.redeemed_by.is_some() || now > invite.expires_at {
+            return Err(Error::Refused { doc: DocId::Space, reason: Refusal::BadInvite });
+        }
+        let doc = load(&mut inner, &space_id, &DocId::Space)?;
+        let mut trial = doc.clone();
+        trial.set_actor(invite_key.actor());
+        let mut tx = trial.transaction();
+        space::write_redemption(&mut tx, &invite_id, &invite.member, my_name, &self.device, now)?;
+        tx.commit_with(CommitOptions::default().with_time(now));
+        let change = trial.get_last_local_change().ok_or_else(|| Error::Internal("redemption produced no change".into()))?;
+        let sig = invite_key.sign_change(&change.hash());
+        let report = merge(&mut inner, &space_id, &DocId::Space, vec![(change, sig.to_vec())])?;
+        refused_as_error(&DocId::Space, &report)?;
+        inner.conn.execute(
+            "INSERT INTO spaces (space_id, name, member_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (space_id) DO UPDATE SET member_id = excluded.member_id, name = excluded.name",
+            params![space_id, pre.name, invite.member],
+        )?;
+        drop(inner);
+        self.notify(&space_id, &DocId::Space);
+        Ok((space_id, invite.member))
+    }
+
+    /// Write into the space document through a closure, on a copy first, and
+    /// merge the result through the same checks as a remote change.
+    fn local_space_write<F>(&self, space: &str, f: F) -> Result<Option<ChangeHash>>
+    where
+        F: FnOnce(&mut Transaction<'_>, &SpaceView, &str, i64) -> Result<()>,
+    {
+        let mut inner = self.lock()?;
+        let me = my_member(&inner.conn, space)?;
+        let pre = view(&mut inner, space)?.clone();
+        let now = now_ms();
+        let actor = inner.key.actor();
+        let doc = load(&mut inner, space, &DocId::Space)?;
+        let mut trial = doc.clone();
+        trial.set_actor(actor);
+        let mut tx = trial.transaction();
+        if let Err(e) = f(&mut tx, &pre, &me, now) {
+            tx.rollback();
+            return Err(e);
+        }
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
+        let Some(hash) = hash else { return Ok(None) };
+        let change = trial.get_change_by_hash(&hash).ok_or_else(|| Error::Internal("committed change missing".into()))?;
+        let sig = inner.key.sign_change(&hash);
+        let report = merge(&mut inner, space, &DocId::Space, vec![(change, sig.to_vec())])?;
+        refused_as_error(&DocId::Space, &report)?;
+        drop(inner);
+        self.notify(space, &DocId::Space);
+        Ok(Some(hash))
+    }
+
+    // -----------------------------------------------------------------------
+    // Documents
+
+    /// Write into any document other than the space document. The writer
+    /// rule of the document's kind is checked before the closure runs.
+    ///
+    /// Documents that several devices write keep their entries at the root,
+    /// under keys unique to the entry, so concurrent writers never create the
+    /// same container twice.
+    pub fn write<F>(&self, space: &str, doc_id: &DocId, f: F) -> Result<Option<ChangeHash>>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<()>,
+    {
+        if *doc_id == DocId::Space {
+            return Err(Error::Invalid("edit the space document with edit_space".into()));
+        }
+        let mut inner = self.lock()?;
+        let now = now_ms();
+        {
+            let v = view(&mut inner, space)?;
+            let author = v.author(&self.device, now).map_err(|reason| Error::Refused { doc: doc_id.clone(), reason })?;
+            let allowed = match (doc_id.writers(), &author) {
+                (crate::doc::Writers::Coordinators, Author::Admin(_) | Author::Coordinator(_)) => true,
+                (crate::doc::Writers::Member(m), Author::Admin(a) | Author::Coordinator(a) | Author::Member(a)) => *a == m,
+                _ => false,
+            };
+            if !allowed {
+                return Err(Error::NotAllowed(format!("write {}", doc_id.kind())));
+            }
+        }
+        let actor = inner.key.actor();
+        let doc = load(&mut inner, space, doc_id)?;
+        if doc.get_actor() != &actor {
+            doc.set_actor(actor);
+        }
+        let mut tx = doc.transaction_log_patches(PatchLog::active()).map_err(|e| Error::Internal(e.to_string()))?;
+        if let Err(e) = f(&mut tx) {
+            tx.rollback();
+            return Err(e);
+        }
+        let (hash, mut log) = tx.commit_with(CommitOptions::default().with_time(now));
+        let Some(hash) = hash else { return Ok(None) };
+        let change = doc.get_change_by_hash(&hash).ok_or_else(|| Error::Internal("committed change missing".into()))?;
+        let patches = doc.make_patches(&mut log);
+        let sig = inner.key.sign_change(&hash);
+        let batch = Accepted { changes: vec![(change, sig.to_vec())], patches };
+        if let Err(e) = persist(&mut inner, space, doc_id, &batch, &[]) {
+            evict(&mut inner, space, doc_id);
+            return Err(e);
+        }
+        drop(inner);
+        self.notify(space, doc_id);
+        Ok(Some(hash))
+    }
+
+    /// Read a document. The closure sees the merged automerge document.
+    pub fn read<T>(&self, space: &str, doc_id: &DocId, f: impl FnOnce(&Automerge) -> T) -> Result<T> {
+        let mut inner = self.lock()?;
+        let doc = load(&mut inner, space, doc_id)?;
+        Ok(f(doc))
+    }
+
+    /// Add an entry to the item index of the current year.
+    pub fn index_item(&self, space: &str, item_id: &str, kind: &str, title: &str) -> Result<()> {
+        if !crate::doc::valid_token(item_id) || !crate::doc::valid_token(kind) {
+            return Err(Error::Invalid("item id or kind".into()));
+        }
+        let me = self.my_member(space)?;
+        let now = now_ms();
+        let year = year_of(now);
+        self.write(space, &DocId::Index { year }, |tx| project::write_index_entry(tx, item_id, kind, title, &me, now))?;
+        Ok(())
+    }
+
+    /// Merge changes from a peer. Each is checked before it is merged; the
+    /// report says what was accepted, refused (and why), or held back.
+    pub fn apply(&self, space: &str, doc_id: &DocId, changes: Vec<SignedChange>) -> Result<ApplyReport> {
+        let mut parsed = Vec::with_capacity(changes.len());
+        let mut malformed = Vec::new();
+        for sc in changes {
+            match Change::try_from(sc.bytes.as_slice()) {
+                Ok(c) => parsed.push((c, sc.signature)),
+                Err(e) => malformed.push((None, Refusal::Malformed(e.to_string()))),
+            }
+        }
+        let mut inner = self.lock()?;
+        if !malformed.is_empty() {
+            record_refusals(&inner.conn, space, doc_id, &malformed)?;
+        }
+        let mut report = merge(&mut inner, space, doc_id, parsed)?;
+        drop(inner);
+        report.refused.extend(malformed);
+        if !report.accepted.is_empty() {
+            self.notify(space, doc_id);
+        }
+        Ok(report)
+    }
+
+    /// The changes of a document that a peer holding `have` lacks, with their
+    /// signatures.
+    pub fn changes_since(&self, space: &str, doc_id: &DocId, have: &[ChangeHash]) -> Result<Vec<SignedChange>> {
+        let mut inner = self.lock()?;
+        let changes = {
+            let doc = load(&mut inner, space, doc_id)?;
+            doc.get_changes(have)
+        };
+        let mut stmt = inner.conn.prepare_cached("SELECT signature FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND hash = ?3")?;
+        let did = doc_id.to_string();
+        changes
+            .into_iter()
+            .map(|c| {
+                let signature: Vec<u8> = stmt.query_row(params![space, did, c.hash().0.to_vec()], |r| r.get(0))?;
+                Ok(SignedChange { bytes: c.raw_bytes().to_vec(), signature })
+            })
+            .collect()
+    }
+
+    pub fn heads(&self, space: &str, doc_id: &DocId) -> Result<Vec<ChangeHash>> {
+        let mut inner = self.lock()?;
+        Ok(load(&mut inner, space, doc_id)?.get_heads())
+    }
+
+    /// The documents of a space held here.
+    pub fn doc_ids(&self, space: &str) -> Result<Vec<DocId>> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare("SELECT doc_id FROM docs WHERE space_id = ?1 ORDER BY doc_id")?;
+        let ids: Vec<String> = stmt.query_map([space], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        ids.iter().map(|s| s.parse()).collect()
+    }
+
+    // -----------------------------------------------------------------------
+    // List views, read from the query tables without loading documents
+
+    pub fn members(&self, space: &str, offset: u32, limit: u32) -> Result<Vec<MemberRow>> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT member_id, name, status, roles FROM members WHERE space_id = ?1 ORDER BY name, member_id LIMIT ?2 OFFSET ?3",
+        )?;
+        let rows = stmt.query_map(params![space, limit, offset], |r| {
+            let roles: String = r.get(3)?;
+            Ok(MemberRow {
+                member_id: r.get(0)?,
+                name: r.get(1)?,
+                status: r.get(2)?,
+                roles: roles.split(',').filter_map(Role::parse).collect(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn units(&self, space: &str, offset: u32, limit: u32) -> Result<Vec<UnitRow>> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT unit_id, building, entrance, room, area_centi, grid_id FROM units WHERE space_id = ?1
+             ORDER BY building, entrance, room, unit_id LIMIT ?2 OFFSET ?3",
+        )?;
+        let rows = stmt.query_map(params![space, limit, offset], |r| {
+            Ok(UnitRow { unit_id: r.get(0)?, building: r.get(1)?, entrance: r.get(2)?, room: r.get(3)?, area_centi: r.get(4)?, grid_id: r.get(5)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn items(&self, space: &str, offset: u32, limit: u32) -> Result<Vec<ItemRow>> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT item_id, kind, title, created_by, created_at FROM items WHERE space_id = ?1
+             ORDER BY created_at DESC, item_id LIMIT ?2 OFFSET ?3",
+        )?;
+        let rows = stmt.query_map(params![space, limit, offset], |r| {
+            Ok(ItemRow { item_id: r.get(0)?, kind: r.get(1)?, title: r.get(2)?, created_by: r.get(3)?, created_at: r.get(4)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The audit trail of refused changes in a space.
+    pub fn refusals(&self, space: &str) -> Result<Vec<RefusalRow>> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare("SELECT doc_id, hash, reason FROM refusals WHERE space_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([space], |r| {
+            let hash: Option<Vec<u8>> = r.get(1)?;
+            Ok(RefusalRow { doc: r.get(0)?, hash: hash.and_then(|h| ChangeHash::try_from(h.as_slice()).ok()), reason: r.get(2)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Devices caught signing two different changes with one sequence number.
+    pub fn flagged_devices(&self, space: &str) -> Result<Vec<DeviceId>> {
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare("SELECT DISTINCT device FROM flags WHERE space_id = ?1 ORDER BY device")?;
+        let rows = stmt.query_map([space], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for d in rows {
+            if let Ok(arr) = <[u8; 32]>::try_from(d?.as_slice()) {
+                out.push(DeviceId(arr));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Run SQLite's own consistency check.
+    pub fn integrity_check(&self) -> Result<String> {
+        let inner = self.lock()?;
+        Ok(inner.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+}
+
+pub(crate) fn year_of(ms: i64) -> u16 {
+    // Days since the epoch to a civil year (proleptic Gregorian).
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    u16::try_from(year.clamp(2000, 9999)).unwrap_or(2000)
+}
+
+fn parse_invite(code: &str) -> Result<(String, DeviceKey)> {
+    let bad = || Error::Invalid("malformed invite code".into());
+    let bytes = base32::decode(code).ok_or_else(bad)?;
+    if bytes.len() != 49 || bytes[0] != INVITE_CODE_VERSION {
+        return Err(bad());
+    }
+    let seed = <[u8; 32]>::try_from(&bytes[17..49]).map_err(|_| bad())?;
+    Ok((hex::encode(&bytes[1..17]), DeviceKey::from_seed(seed)))
+}
+
+fn refused_as_error(doc: &DocId, report: &ApplyReport) -> Result<()> {
+    match report.refused.first() {
+        Some((_, reason)) => Err(Error::Refused { doc: doc.clone(), reason: reason.clone() }),
+        None => Ok(()),
+    }
+}
+
+fn my_member(conn: &Connection, space: &str) -> Result<String> {
+    conn.query_row("SELECT member_id FROM spaces WHERE space_id = ?1", [space], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten()
+        .ok_or_else(|| Error::UnknownSpace(space.into()))
+}
+
+fn evict(inner: &mut Inner, space: &str, doc_id: &DocId) {
+    inner.docs.remove(&(space.to_string(), doc_id.to_string()));
+    inner.views.remove(space);
+}
+
+/// The loaded document, from the cache or from its snapshot and chunks.
+fn load<'a>(inner: &'a mut Inner, space: &str, doc_id: &DocId) -> Result<&'a mut Automerge> {
+    let key = (space.to_string(), doc_id.to_string());
+    if !inner.docs.contains_key(&key) {
+        if inner.docs.len() >= DOC_CACHE_LIMIT {
+            inner.docs.clear();
+        }
+        let doc = read_doc(&inner.conn, space, &key.1)?;
+        inner.docs.insert(key.clone(), doc);
+    }
+    inner.docs.get_mut(&key).ok_or_else(|| Error::Internal("document cache".into()))
+}
+
+fn read_doc(conn: &Connection, space: &str, doc_id: &str) -> Result<Automerge> {
+    let snapshot: Option<Vec<u8>> = conn
+        .query_row("SELECT snapshot FROM docs WHERE space_id = ?1 AND doc_id = ?2", params![space, doc_id], |r| r.get(0))
+        .optional()?;
+    let mut doc = match snapshot {
+        Some(s) if !s.is_empty() => Automerge::load(&s)?,
+        _ => Automerge::new(),
+    };
+    let mut stmt = conn.prepare_cached("SELECT bytes FROM chunks WHERE space_id = ?1 AND doc_id = ?2 ORDER BY seq")?;
+    let mut rows = stmt.query(params![space, doc_id])?;
+    while let Some(row) = rows.next()? {
+        let bytes: Vec<u8> = row.get(0)?;
+        doc.load_incremental(&bytes)?;
+    }
+    Ok(doc)
+}
+
+/// The register of a space, loaded once and kept current by every write.
+fn view<'a>(inner: &'a mut Inner, space: &str) -> Result<&'a SpaceView> {
+    if !inner.views.contains_key(space) {
+        let v = SpaceView::read(load(inner, space, &DocId::Space)?)?;
+        inner.views.insert(space.to_string(), v);
+    }
+    inner.views.get(space).ok_or_else(|| Error::Internal("register cache".into()))
+}
+
+struct Accepted {
+    changes: Vec<(Change, Vec<u8>)>,
+    patches: Vec<automerge::Patch>,
+}
+
+/// The one path by which changes enter a document: checks, merge, persist.
+fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, Vec<u8>)>) -> Result<ApplyReport> {
+    let mut report = ApplyReport::default();
+    let did = doc_id.to_string();
+    // Load the register first (it may be this very document).
+    view(inner, space)?;
+    let mut current = inner.views.get(space).cloned().unwrap_or_default();
+    let mut refused: Vec<(Option<ChangeHash>, Option<Vec<u8>>, Refusal)> = Vec::new();
+    let mut flags: Vec<(Vec<u8>, ChangeHash)> = Vec::new();
+    let mut pending = Vec::new();
+    let mut seen = HashSet::new();
+    {
+        let doc = load(inner, space, doc_id)?;
+        for (c, sig) in changes {
+            let h = c.hash();
+            if doc.get_change_meta_by_hash(&h).is_some() || !seen.insert(h) {
+                report.duplicates += 1;
+            } else {
+                pending.push((c, sig));
+            }
+        }
+    }
+    // Equivocation: a different change already holds this (actor, seq).
+    {
+        let mut stmt = inner
+            .conn
+            .prepare_cached("SELECT hash FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4")?;
+        let mut claimed: HashMap<(Vec<u8>, u64), ChangeHash> = HashMap::new();
+        let mut keep = Vec::with_capacity(pending.len());
+        for (c, sig) in pending {
+            let actor = c.actor_id().to_bytes().to_vec();
+            let seq = c.seq();
+            let stored: Option<Vec<u8>> = stmt
+                .query_row(params![space, did, actor, i64::try_from(seq).unwrap_or(i64::MAX)], |r| r.get(0))
+                .optional()?;
+            let other = stored.and_then(|h| ChangeHash::try_from(h.as_slice()).ok()).or_else(|| claimed.get(&(actor.clone(), seq)).copied());
+            match other {
+                Some(o) if o != c.hash() => {
+                    // Only a correctly signed duplicate is evidence against the device.
+                    if trust::signer(&c, &sig).is_ok() {
+                        flags.push((actor.clone(), c.hash()));
+                    }
+                    refused.push((Some(c.hash()), Some(actor), Refusal::Equivocation(seq)));
+                }
+                _ => {
+                    claimed.insert((actor, seq), c.hash());
+                    keep.push((c, sig));
+                }
+            }
+        }
+        pending = keep;
+    }
+    let mut accepted = Accepted { changes: Vec::new(), patches: Vec::new() };
+    let mut refused_hashes: HashSet<ChangeHash> = refused.iter().filter_map(|(h, _, _)| *h).collect();
+    let doc = load(inner, space, doc_id)?;
+    loop {
+        let mut progress = false;
+        let mut next = Vec::with_capacity(pending.len());
+        for (c, sig) in pending {
+            let h = c.hash();
+            if c.deps().iter().any(|d| refused_hashes.contains(d)) {
+                refused_hashes.insert(h);
+                refused.push((Some(h), Some(c.actor_id().to_bytes().to_vec()), Refusal::Malformed("depends on a refused change".into())));
+                progress = true;
+                continue;
+            }
+            if !c.deps().iter().all(|d| doc.get_change_meta_by_hash(d).is_some()) {
+                next.push((c, sig));
+                continue;
+            }
+            progress = true;
+            let verdict = if *doc_id == DocId::Space {
+                trust::check_space_change(space, doc, &current, &c, &sig).map(|_| ())
+            } else {
+                trust::check_doc_change(doc_id, &current, &c, &sig).map(|_| ())
+            };
+            if let Err(reason) = verdict {
+                refused_hashes.insert(h);
+                refused.push((Some(h), Some(c.actor_id().to_bytes().to_vec()), reason));
+                continue;
+            }
+            let mut log = PatchLog::active();
+            if let Err(e) = doc.apply_changes_log_patches([c.clone()], &mut log) {
+                refused_hashes.insert(h);
+                refused.push((Some(h), Some(c.actor_id().to_bytes().to_vec()), Refusal::Malformed(e.to_string())));
+                continue;
+            }
+            let patches = doc.make_patches(&mut log);
+            if *doc_id == DocId::Space {
+                current.refresh(doc, &Touched::from_patches(&patches))?;
+            }
+            accepted.patches.extend(patches);
+            report.accepted.push(h);
+            accepted.changes.push((c, sig));
+        }
+        pending = next;
+        if !progress || pending.is_empty() {
+            break;
+        }
+    }
+    report.missing_deps = pending.iter().map(|(c, _)| c.hash()).collect();
+    let refusal_rows: Vec<(Option<ChangeHash>, Refusal)> = refused.iter().map(|(h, _, r)| (*h, r.clone())).collect();
+    let result = persist_with_audit(inner, space, doc_id, &accepted, &refusal_rows, &flags);
+    if let Err(e) = result {
+        evict(inner, space, doc_id);
+        return Err(e);
+    }
+    if *doc_id == DocId::Space && !accepted.changes.is_empty() {
+        inner.views.insert(space.to_string(), current);
+    }
+    report.refused = refusal_rows;
+    Ok(report)
+}
+
+fn persist_with_audit(
+    inner: &mut Inner,
+    space: &str,
+    doc_id: &DocId,
+    accepted: &Accepted,
+    refused: &[(Option<ChangeHash>, Refusal)],
+    flags: &[(Vec<u8>, ChangeHash)],
+) -> Result<()> {
+    if accepted.changes.is_empty() {
+        if !refused.is_empty() || !flags.is_empty() {
+            let tx = inner.conn.transaction()?;
+            record_refusals(&tx, space, doc_id, refused)?;
+            record_flags(&tx, space, flags)?;
+            tx.commit()?;
+        }
+        return Ok(());
+    }
+    persist(inner, space, doc_id, accepted, refused)?;
+    if !flags.is_empty() {
+        record_flags(&inner.conn, space, flags)?;
+    }
+    Ok(())
+}
+
+fn record_refusals(conn: &Connection, space: &str, doc_id: &DocId, refused: &[(Option<ChangeHash>, Refusal)]) -> Result<()> {
+    let mut stmt = conn.prepare_cached("INSERT INTO refusals (space_id, doc_id, hash, actor, reason, at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)")?;
+    let now = now_ms();
+    for (h, r) in refused {
+        stmt.execute(params![space, doc_id.to_string(), h.map(|h| h.0.to_vec()), r.to_string(), now])?;
+    }
+    Ok(())
+}
+
+fn record_flags(conn: &Connection, space: &str, flags: &[(Vec<u8>, ChangeHash)]) -> Result<()> {
+    let mut stmt = conn.prepare_cached("INSERT OR IGNORE INTO flags (space_id, device, reason, evidence, at) VALUES (?1, ?2, 'equivocation', ?3, ?4)")?;
+    for (device, evidence) in flags {
+        stmt.execute(params![space, device, evidence.0.to_vec(), now_ms()])?;
+    }
+    Ok(())
+}
+
+/// Append the accepted changes as one chunk, their signatures, the refusals
+/// and the query-table updates, in one SQLite transaction; compact when due.
+fn persist(inner: &mut Inner, space: &str, doc_id: &DocId, accepted: &Accepted, refused: &[(Option<ChangeHash>, Refusal)]) -> Result<()> {
+    let Inner { conn, docs, views, .. } = inner;
+    let did = doc_id.to_string();
+    let doc = docs.get(&(space.to_string(), did.clone())).ok_or_else(|| Error::Internal("document not loaded".into()))?;
+    let tx = conn.transaction()?;
+    let now = now_ms();
+    let chunk_count: i64 = tx
+        .query_row("SELECT chunk_count FROM docs WHERE space_id = ?1 AND doc_id = ?2", params![space, did], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let heads: Vec<u8> = doc.get_heads().iter().flat_map(|h| h.0).collect();
+    if chunk_count + 1 >= COMPACT_AFTER {
+        tx.execute("DELETE FROM chunks WHERE space_id = ?1 AND doc_id = ?2", params![space, did])?;
+        tx.execute(
+            "INSERT INTO docs (space_id, doc_id, kind, snapshot, heads, chunk_count, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)
+             ON CONFLICT (space_id, doc_id) DO UPDATE SET snapshot = excluded.snapshot, heads = excluded.heads, chunk_count = 0, updated_at = excluded.updated_at",
+            params![space, did, doc_id.kind(), doc.save(), heads, now],
+        )?;
+    } else {
+        let mut bytes = Vec::new();
+        for (c, _) in &accepted.changes {
+            bytes.extend_from_slice(c.raw_bytes());
+        }
+        tx.execute(
+            "INSERT INTO docs (space_id, doc_id, kind, snapshot, heads, chunk_count, updated_at) VALUES (?1, ?2, ?3, x'', ?4, 1, ?5)
+             ON CONFLICT (space_id, doc_id) DO UPDATE SET heads = excluded.heads, chunk_count = chunk_count + 1, updated_at = excluded.updated_at",
+            params![space, did, doc_id.kind(), heads, now],
+        )?;
+        tx.execute("INSERT INTO chunks (space_id, doc_id, seq, bytes) VALUES (?1, ?2, ?3, ?4)", params![space, did, chunk_count, bytes])?;
+    }
+    {
+        let mut stmt = tx.prepare_cached("INSERT INTO changes (space_id, doc_id, hash, actor, seq, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+        for (c, sig) in &accepted.changes {
+            stmt.execute(params![space, did, c.hash().0.to_vec(), c.actor_id().to_bytes(), i64::try_from(c.seq()).unwrap_or(i64::MAX), sig])?;
+        }
+    }
+    record_refusals(&tx, space, doc_id, refused)?;
+    match doc_id {
+        DocId::Space => {
+            // The register cache is refreshed by the caller; project from the document.
+            let touched = Touched::from_patches(&accepted.patches);
+            let fresh;
+            let v = match views.get(space) {
+                Some(v) if touched.is_empty() => v,
+                _ => {
+                    let mut base = views.get(space).cloned().unwrap_or_default();
+                    base.refresh(doc, &touched)?;
+                    fresh = base;
+                    &fresh
+                }
+            };
+            project::space(&tx, space, v, &touched)?;
+        }
+        DocId::Index { .. } => project::index(&tx, space, doc, &accepted.patches)?,
+        _ => {}
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Keys touched by a batch, for callers that project other kinds.
+pub(crate) fn root_keys(patches: &[automerge::Patch]) -> BTreeSet<String> {
+    patches.iter().filter_map(|p| space::patch_path(p).into_iter().next()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_year_from_milliseconds() {
+        assert_eq!(year_of(0), 2000); // 1970 clamps to the index's floor
+        assert_eq!(year_of(1_767_225_600_000), 2026); // 2026-01-01T00:00Z
+        assert_eq!(year_of(1_767_225_599_999), 2025);
+        assert_eq!(year_of(1_709_164_800_000), 2024); // 2024-02-29
+    }
+
+    #[test]
+    fn invite_codes_round_trip_and_refuse_junk() {
+        let key = DeviceKey::from_seed([3; 32]);
+        let mut payload = vec![INVITE_CODE_VERSION];
+        payload.extend_from_slice(&[0xab; 16]);
+        payload.extend_from_slice(&key.seed());
+        let code = base32::encode(&payload);
+        assert!(code.len() <= 80, "fits comfortably in a QR code");
+        let (space, k) = parse_invite(&code).expect("parse");
+        assert_eq!(space, "ab".repeat(16));
+        assert_eq!(k.id(), key.id());
+        assert!(parse_invite("hello").is_err());
+        assert!(parse_invite(&code[..code.len() - 4]).is_err());
+    }
+}

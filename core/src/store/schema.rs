@@ -1,0 +1,207 @@
+//! The SQLite schema, as numbered migrations. `PRAGMA user_version` holds the
+//! number of migrations applied. Never edit a migration that has shipped: add
+//! one. `tests::upgrade_from_every_version_matches_fresh` checks that a store
+//! upgraded from each old version has exactly the schema of a fresh one.
+//!
+//! Tables, by migration:
+//!
+//! 1. Documents and trust.
+//!    - `meta(key, value)`: this device's key seed (`device_seed`), and other
+//!      per-store facts.
+//!    - `spaces(space_id, name, member_id)`: the spaces this store holds, and
+//!      the member this device is in each (NULL on a server or hub that only
+//!      hosts the space).
+//!    - `docs(space_id, doc_id, kind, snapshot, heads, chunk_count, updated_at)`:
+//!      one automerge document; `snapshot` is a full `save()` (may be empty),
+//!      `heads` the concatenated 32-byte head hashes after the last write.
+//!    - `chunks(space_id, doc_id, seq, bytes)`: changes appended since the
+//!      snapshot, in order. Snapshot + chunks load the document; compaction
+//!      folds the chunks into a new snapshot in the same transaction.
+//!    - `changes(space_id, doc_id, hash, actor, seq, signature)`: every merged
+//!      change's signature, and the (actor, seq) index that detects
+//!      equivocation.
+//!    - `refusals(id, space_id, doc_id, hash, actor, reason, at)`: the audit
+//!      trail of refused changes.
+//!    - `flags(space_id, device, reason, evidence, at)`: devices caught
+//!      equivocating; a coordinator resolves them.
+//! 2. Query tables for list views, written in the same transaction as the
+//!    document bytes they are derived from.
+//!    - `members(space_id, member_id, name, status, roles, joined_at)`;
+//!      `roles` is a comma-separated list in a fixed order.
+//!    - `devices(space_id, device, member_id, revoked_at)`.
+//!    - `units(space_id, unit_id, building, entrance, room, area_centi, grid_id, household_id)`.
+//!    - `links(space_id, member_id, unit_id, relation, verified)`.
+//!    - `grids(space_id, grid_id, name)`, `households(space_id, household_id, label)`.
+//!    - `items(space_id, item_id, kind, title, created_by, created_at)`: the item index.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: documents and trust
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
+     CREATE TABLE spaces (
+        space_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        member_id TEXT
+     ) STRICT;
+     CREATE TABLE docs (
+        space_id TEXT NOT NULL,
+        doc_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        snapshot BLOB NOT NULL,
+        heads BLOB NOT NULL,
+        chunk_count INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, doc_id)
+     ) STRICT;
+     CREATE TABLE chunks (
+        space_id TEXT NOT NULL,
+        doc_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        bytes BLOB NOT NULL,
+        PRIMARY KEY (space_id, doc_id, seq)
+     ) STRICT;
+     CREATE TABLE changes (
+        space_id TEXT NOT NULL,
+        doc_id TEXT NOT NULL,
+        hash BLOB NOT NULL,
+        actor BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        signature BLOB NOT NULL,
+        PRIMARY KEY (space_id, doc_id, hash),
+        UNIQUE (space_id, doc_id, actor, seq)
+     ) STRICT;
+     CREATE TABLE refusals (
+        id INTEGER PRIMARY KEY,
+        space_id TEXT NOT NULL,
+        doc_id TEXT NOT NULL,
+        hash BLOB,
+        actor BLOB,
+        reason TEXT NOT NULL,
+        at INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE flags (
+        space_id TEXT NOT NULL,
+        device BLOB NOT NULL,
+        reason TEXT NOT NULL,
+        evidence BLOB NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, device, evidence)
+     ) STRICT;",
+    // 2: query tables for list views
+    "CREATE TABLE members (
+        space_id TEXT NOT NULL,
+        member_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        joined_at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, member_id)
+     ) STRICT;
+     CREATE INDEX members_by_name ON members (space_id, name);
+     CREATE TABLE devices (
+        space_id TEXT NOT NULL,
+        device BLOB NOT NULL,
+        member_id TEXT NOT NULL,
+        revoked_at INTEGER,
+        PRIMARY KEY (space_id, device)
+     ) STRICT;
+     CREATE TABLE units (
+        space_id TEXT NOT NULL,
+        unit_id TEXT NOT NULL,
+        building TEXT NOT NULL,
+        entrance TEXT NOT NULL,
+        room TEXT NOT NULL,
+        area_centi INTEGER NOT NULL,
+        grid_id TEXT,
+        household_id TEXT,
+        PRIMARY KEY (space_id, unit_id)
+     ) STRICT;
+     CREATE INDEX units_by_place ON units (space_id, building, entrance, room);
+     CREATE TABLE links (
+        space_id TEXT NOT NULL,
+        member_id TEXT NOT NULL,
+        unit_id TEXT NOT NULL,
+        relation TEXT NOT NULL,
+        verified INTEGER NOT NULL,
+        PRIMARY KEY (space_id, member_id, unit_id)
+     ) STRICT;
+     CREATE TABLE grids (space_id TEXT NOT NULL, grid_id TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (space_id, grid_id)) STRICT;
+     CREATE TABLE households (space_id TEXT NOT NULL, household_id TEXT NOT NULL, label TEXT NOT NULL, PRIMARY KEY (space_id, household_id)) STRICT;
+     CREATE TABLE items (
+        space_id TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        title TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, item_id)
+     ) STRICT;
+     CREATE INDEX items_by_time ON items (space_id, created_at);",
+];
+
+/// Bring the schema up to `target` migrations (normally all of them).
+pub fn migrate_to(conn: &mut Connection, target: usize) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(Error::SchemaTooNew { found: version, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(target).skip(version.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(conn: &Connection) -> Vec<(String, String)> {
+        let mut stmt = conn
+            .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn upgrade_from_every_version_matches_fresh() {
+        let mut fresh = Connection::open_in_memory().expect("open");
+        migrate(&mut fresh).expect("fresh");
+        let want = schema(&fresh);
+        assert!(want.iter().any(|(n, _)| n == "members"), "the latest schema has the query tables");
+        for start in 0..MIGRATIONS.len() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("old.db");
+            {
+                let mut old = Connection::open(&path).expect("open");
+                migrate_to(&mut old, start).expect("old");
+                old.execute_batch("INSERT INTO meta VALUES ('probe', x'01')").ok();
+            }
+            let mut conn = Connection::open(&path).expect("reopen");
+            migrate(&mut conn).expect("upgrade");
+            assert_eq!(schema(&conn), want, "upgrade from version {start}");
+            let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+            assert_eq!(v, MIGRATIONS.len() as i64);
+        }
+    }
+
+    #[test]
+    fn a_newer_store_is_refused() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.pragma_update(None, "user_version", 99).expect("set");
+        assert!(matches!(migrate(&mut conn), Err(Error::SchemaTooNew { found: 99, .. })));
+    }
+}

@@ -1,0 +1,106 @@
+//! Checking a change *before* it is merged (ARCHITECTURE.md, "Trust").
+//!
+//! This module is pure: it takes a document, the register and a change, and
+//! says whether the change may be merged and who wrote it. The store calls it
+//! for local writes and remote changes alike, so a device cannot write what
+//! its peers would refuse.
+//!
+//! Two rules decide which register a change is judged against:
+//!
+//! * A change to the **space document** is judged against the register *at the
+//!   change's causal past* (its deps), never against whatever the receiver
+//!   happens to hold. Every replica therefore reaches the same verdict
+//!   whatever order changes arrive in, and a revoked coordinator's offline
+//!   edits made before they could have seen the revocation still count.
+//! * A change to **any other document** has no causal link to the register, so
+//!   it is judged against the receiver's current register, with device
+//!   revocation dated: a device revoked at time `t` is refused for changes it
+//!   dated at or after `t`. A change from a device the receiver does not know
+//!   yet is refused *for now* (nothing recorded against the device) and is
+//!   accepted when it is offered again after the register arrives.
+
+use automerge::{Automerge, Change, ChangeHash, PatchLog};
+
+use crate::doc::{DocId, Writers};
+use crate::error::Refusal;
+use crate::identity::{DeviceId, verify_change};
+use crate::space::{self, Author, SpaceView};
+
+/// The space id is the first 16 bytes of the genesis change's hash, so the
+/// id commits to the creator and nobody can forge another genesis for it.
+pub fn space_id_of(genesis: &ChangeHash) -> String {
+    hex::encode(&genesis.0[..16])
+}
+
+/// The signer of a change and the signature check.
+pub fn signer(change: &Change, signature: &[u8]) -> Result<DeviceId, Refusal> {
+    let device = DeviceId::from_actor(change.actor_id()).ok_or_else(|| Refusal::Malformed("actor id is not a device key".into()))?;
+    verify_change(&device, &change.hash(), signature)?;
+    Ok(device)
+}
+
+fn sorted(h: &[ChangeHash]) -> Vec<ChangeHash> {
+    let mut v = h.to_vec();
+    v.sort();
+    v
+}
+
+/// Judge a change to the space document. `doc` holds all of the change's
+/// deps; `current` is the register at `doc`'s heads.
+///
+/// Returns the author and, when it was needed for the check, the document
+/// with the change applied (so the caller need not apply it twice).
+pub fn check_space_change(space_id: &str, doc: &Automerge, current: &SpaceView, change: &Change, signature: &[u8]) -> Result<(Author, Option<Automerge>), Refusal> {
+    let device = signer(change, signature)?;
+    let at = change.timestamp();
+    if change.deps().is_empty() {
+        // Genesis: the first change of the document, whose hash names the space,
+        // and whose author makes itself the first admin.
+        if !doc.get_heads().is_empty() || space_id_of(&change.hash()) != space_id {
+            return Err(Refusal::WrongGenesis);
+        }
+        let mut fresh = Automerge::new();
+        fresh.apply_changes([change.clone()]).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        let view = SpaceView::read(&fresh).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        return match view.author(&device, at) {
+            Ok(a @ Author::Admin(_)) => Ok((a, Some(fresh))),
+            _ => Err(Refusal::WrongGenesis),
+        };
+    }
+    let at_heads = sorted(change.deps()) == sorted(&doc.get_heads());
+    let (pre_doc, pre_view);
+    let pre: &SpaceView = if at_heads {
+        current
+    } else {
+        pre_doc = doc.fork_at(change.deps()).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        pre_view = SpaceView::read(&pre_doc).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        &pre_view
+    };
+    let author = pre.author(&device, at)?;
+    if let Author::Admin(_) = author {
+        return Ok((author, None));
+    }
+    if let Author::Member(_) = author {
+        return Err(Refusal::NotAWriter(DocId::Space.to_string()));
+    }
+    // A coordinator or an invite's bearer: look at exactly what the change
+    // writes, applied on top of its own causal past.
+    let mut trial = if at_heads { doc.clone() } else { doc.fork_at(change.deps()).map_err(|e| Refusal::Malformed(e.to_string()))? };
+    let mut log = PatchLog::active();
+    trial.apply_changes_log_patches([change.clone()], &mut log).map_err(|e| Refusal::Malformed(e.to_string()))?;
+    let patches = trial.make_patches(&mut log);
+    space::authorize(pre, &author, &patches, at)?;
+    Ok((author, at_heads.then_some(trial)))
+}
+
+/// Judge a change to any document other than the space document.
+pub fn check_doc_change(doc_id: &DocId, current: &SpaceView, change: &Change, signature: &[u8]) -> Result<Author, Refusal> {
+    let device = signer(change, signature)?;
+    let author = current.author(&device, change.timestamp())?;
+    let ok = match (doc_id.writers(), &author) {
+        (Writers::Coordinators, Author::Admin(_) | Author::Coordinator(_)) => true,
+        (Writers::Member(m), Author::Admin(a) | Author::Coordinator(a) | Author::Member(a)) => *a == m,
+        _ => false,
+    };
+    if ok { Ok(author) } else { Err(Refusal::NotAWriter(doc_id.to_string())) }
+}

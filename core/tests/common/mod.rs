@@ -1,0 +1,47 @@
+#![allow(dead_code)]
+//! Helpers shared by the integration tests: real stores in temporary files.
+
+use linli_core::doc::{DocId, SignedChange};
+use linli_core::store::Store;
+
+pub struct Phone {
+    pub store: Store,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Phone {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+pub fn phone() -> Phone {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path().join("linli.db")).expect("open store");
+    Phone { store, _dir: dir }
+}
+
+/// Every change of a document that `from` holds.
+pub fn all_changes(from: &Store, space: &str, doc: &DocId) -> Vec<SignedChange> {
+    from.changes_since(space, doc, &[]).expect("changes")
+}
+
+/// Copy a whole document from one store to another, checking it was all accepted.
+pub fn copy_doc(from: &Store, to: &Store, space: &str, doc: &DocId) {
+    let report = to.apply(space, doc, all_changes(from, space, doc)).expect("apply");
+    assert!(report.refused.is_empty(), "refused: {:?}", report.refused);
+    assert!(report.missing_deps.is_empty(), "missing deps: {:?}", report.missing_deps);
+}
+
+/// A resident joins `space` through an invite made by `coordinator`.
+pub fn join(coordinator: &Store, space: &str, name: &str) -> (Phone, String) {
+    let inv = coordinator.create_invite(space, name, &[linli_core::space::Role::Resident], None).expect("invite");
+    let p = phone();
+    let (s, member) = p.join(&inv.code, name, all_changes(coordinator, space, &DocId::Space)).expect("join");
+    assert_eq!(s, space);
+    assert_eq!(member, inv.member_id);
+    // The coordinator learns of the redemption.
+    copy_doc(&p, coordinator, space, &DocId::Space);
+    (p, member)
+}
