@@ -29,8 +29,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use automerge::legacy::{Key, ObjectId, OpType};
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ObjId, ObjType, Patch, PatchAction, Prop, ROOT, ReadDoc, ScalarValue, Value};
+use automerge::{Automerge, Change, ObjId, ObjType, Prop, ROOT, ReadDoc, ScalarValue, Value};
 
 use crate::error::{Error, Refusal, Result};
 use crate::identity::DeviceId;
@@ -44,7 +45,12 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Resident, Role::Volunteer, Role::Coordinator, Role::Admin];
+    pub const ALL: [Role; 4] = [
+        Role::Resident,
+        Role::Volunteer,
+        Role::Coordinator,
+        Role::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -82,7 +88,9 @@ impl Relation {
     }
 
     pub fn parse(s: &str) -> Option<Relation> {
-        [Relation::Owner, Relation::Tenant, Relation::Family].into_iter().find(|r| r.as_str() == s)
+        [Relation::Owner, Relation::Tenant, Relation::Family]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 }
 
@@ -125,6 +133,8 @@ pub struct Member {
     pub status: MemberStatus,
     pub joined_at: i64,
     pub household: Option<String>,
+    /// When a coordinator removed the member (milliseconds), if they did.
+    pub removed_at: Option<i64>,
     pub roles: BTreeSet<Role>,
     pub devices: BTreeMap<DeviceId, Device>,
 }
@@ -202,11 +212,13 @@ impl SpaceView {
     }
 
     /// The device's author standing if it was allowed to write at time `at`
-    /// (milliseconds): a device revoked, or a member removed, before `at` has none.
+    /// (milliseconds): a device revoked, or a member removed, at or before
+    /// `at` has none. Pass `i64::MAX` to ask "is anything revoked at all".
     pub fn author(&self, device: &DeviceId, at: i64) -> Result<Author, Refusal> {
         if let Some((id, m)) = self.member_of(device) {
             let d = m.devices.get(device).ok_or(Refusal::UnknownDevice)?;
-            if d.revoked_at.is_some_and(|r| r <= at) || m.status == MemberStatus::Removed {
+            let removed = m.status == MemberStatus::Removed && m.removed_at.is_none_or(|r| r <= at);
+            if d.revoked_at.is_some_and(|r| r <= at) || removed {
                 return Err(Refusal::RevokedDevice);
             }
             return Ok(if m.has(Role::Admin) {
@@ -243,7 +255,9 @@ impl SpaceView {
     /// Re-read only the entries a change touched.
     pub fn refresh(&mut self, doc: &Automerge, touched: &Touched) -> Result<()> {
         for (section, keys) in &touched.0 {
-            let Some(obj) = map_at(doc, &ROOT, section.key()) else { continue };
+            let Some(obj) = map_at(doc, &ROOT, section.key()) else {
+                continue;
+            };
             for key in keys {
                 let entry = map_at(doc, &obj, key);
                 match section {
@@ -271,7 +285,8 @@ impl SpaceView {
                     },
                     Section::Households => match entry {
                         Some(e) => {
-                            self.households.insert(key.clone(), get_str(doc, &e, "label").unwrap_or_default());
+                            self.households
+                                .insert(key.clone(), get_str(doc, &e, "label").unwrap_or_default());
                         }
                         None => {
                             self.households.remove(key);
@@ -279,7 +294,8 @@ impl SpaceView {
                     },
                     Section::Grids => match entry {
                         Some(e) => {
-                            self.grids.insert(key.clone(), get_str(doc, &e, "name").unwrap_or_default());
+                            self.grids
+                                .insert(key.clone(), get_str(doc, &e, "name").unwrap_or_default());
                         }
                         None => {
                             self.grids.remove(key);
@@ -312,7 +328,9 @@ impl SpaceView {
 
     /// Units whose owner link a coordinator has verified, with their owners.
     pub fn verified_owners(&self) -> impl Iterator<Item = &Link> {
-        self.links.values().filter(|l| l.relation == Relation::Owner && l.verified)
+        self.links
+            .values()
+            .filter(|l| l.relation == Relation::Owner && l.verified)
     }
 }
 
@@ -328,8 +346,14 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 6] =
-        [Section::Members, Section::Units, Section::Households, Section::Links, Section::Grids, Section::Invites];
+    pub const ALL: [Section; 6] = [
+        Section::Members,
+        Section::Units,
+        Section::Households,
+        Section::Links,
+        Section::Grids,
+        Section::Invites,
+    ];
 
     pub fn key(self) -> &'static str {
         match self {
@@ -356,10 +380,10 @@ impl Touched {
         self.0.entry(s).or_default().extend(keys);
     }
 
-    pub fn from_patches(patches: &[Patch]) -> Touched {
+    pub fn from_writes(writes: &[Write]) -> Touched {
         let mut t = Touched::default();
-        for p in patches {
-            let path = patch_path(p);
+        for w in writes {
+            let path = &w.path;
             match path.first().map(String::as_str) {
                 Some("meta") => t.1 = true,
                 Some(s) => {
@@ -390,32 +414,75 @@ impl Touched {
     }
 }
 
-/// The full path a patch writes to: the props from the root to the object,
-/// then the key it puts or deletes.
-pub fn patch_path(p: &Patch) -> Vec<String> {
-    let prop = |p: &Prop| match p {
-        Prop::Map(s) => s.to_string(),
-        Prop::Seq(i) => i.to_string(),
-    };
-    let mut path: Vec<String> = p.path.iter().map(|(_, pr)| prop(pr)).collect();
-    match &p.action {
-        PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key } => path.push(key.clone()),
-        PatchAction::Increment { prop: pr, .. } | PatchAction::Conflict { prop: pr } => path.push(prop(pr)),
-        _ => {}
+/// One write of a change: the path from the root to the key it puts (or to
+/// the sequence it edits), and whether it deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub path: Vec<String>,
+    pub delete: bool,
+}
+
+/// The writes of `change`, resolved against `doc`, a document that already
+/// holds the change. Costs O(ops in the change), not O(document).
+pub fn change_writes(doc: &Automerge, change: &Change) -> Result<Vec<Write>, Refusal> {
+    let mut paths: HashMap<String, Vec<String>> = HashMap::new();
+    let mut out = Vec::new();
+    for op in change.decode().operations {
+        let mut path = match &op.obj {
+            ObjectId::Root => Vec::new(),
+            ObjectId::Id(id) => {
+                let key = format!("{}@{}", id.counter(), id.actor().to_hex_string());
+                match paths.get(&key) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let p = object_path(doc, &key)?;
+                        paths.insert(key, p.clone());
+                        p
+                    }
+                }
+            }
+        };
+        if let Key::Map(k) = &op.key {
+            path.push(k.to_string());
+        }
+        out.push(Write {
+            path,
+            delete: matches!(op.action, OpType::Delete),
+        });
     }
-    path
+    Ok(out)
+}
+
+fn object_path(doc: &Automerge, obj: &str) -> Result<Vec<String>, Refusal> {
+    let bad = || Refusal::Malformed("a change writes into an unknown object".into());
+    let id = doc.import_obj(obj).map_err(|_| bad())?;
+    let mut props: Vec<String> = doc
+        .parents(&id)
+        .map_err(|_| bad())?
+        .map(|p| match p.prop {
+            Prop::Map(s) => s.to_string(),
+            Prop::Seq(i) => i.to_string(),
+        })
+        .collect();
+    props.reverse();
+    Ok(props)
 }
 
 /// Check that `author` may make the writes described by `patches`, judged
 /// against `pre`, the register at the change's causal past. `at` is the
 /// change's time.
-pub fn authorize(pre: &SpaceView, author: &Author, patches: &[Patch], at: i64) -> Result<(), Refusal> {
+pub fn authorize(
+    pre: &SpaceView,
+    author: &Author,
+    writes: &[Write],
+    at: i64,
+) -> Result<(), Refusal> {
     match author {
         Author::Admin(_) => Ok(()),
         Author::Member(_) => Err(Refusal::NotAWriter("space".into())),
         Author::Coordinator(_) => {
-            for p in patches {
-                coordinator_may(pre, &patch_path(p), &p.action)?;
+            for w in writes {
+                coordinator_may(pre, &w.path, w.delete)?;
             }
             Ok(())
         }
@@ -425,8 +492,8 @@ pub fn authorize(pre: &SpaceView, author: &Author, patches: &[Patch], at: i64) -
                 return Err(Refusal::BadInvite);
             }
             let mut devices_added = BTreeSet::new();
-            for p in patches {
-                let path = patch_path(p);
+            for w in writes {
+                let path = &w.path;
                 let segs: Vec<&str> = path.iter().map(String::as_str).collect();
                 match segs.as_slice() {
                     ["members", m, "devices", d, ..] if *m == inv.member => {
@@ -445,14 +512,18 @@ pub fn authorize(pre: &SpaceView, author: &Author, patches: &[Patch], at: i64) -
     }
 }
 
-fn coordinator_may(pre: &SpaceView, path: &[String], action: &PatchAction) -> Result<(), Refusal> {
+fn coordinator_may(pre: &SpaceView, path: &[String], delete: bool) -> Result<(), Refusal> {
     let forbid = || Err(Refusal::Forbidden(path.join("/")));
     let segs: Vec<&str> = path.iter().map(String::as_str).collect();
     match segs.as_slice() {
-        ["units" | "households" | "links" | "grids" | "invites", _, ..] => Ok(()),
+        [
+            "units" | "households" | "links" | "grids" | "invites",
+            _,
+            ..,
+        ] => Ok(()),
         ["members", m] => {
             // Creating a new member entry; never replacing or deleting one.
-            if pre.members.contains_key(*m) || matches!(action, PatchAction::DeleteMap { .. }) {
+            if pre.members.contains_key(*m) || delete {
                 forbid()
             } else {
                 Ok(())
@@ -462,6 +533,7 @@ fn coordinator_may(pre: &SpaceView, path: &[String], action: &PatchAction) -> Re
             let privileged = pre.members.get(*m).is_some_and(Member::is_privileged);
             match rest {
                 ["name" | "joined_at" | "household"] => Ok(()),
+                ["removed_at"] if !privileged => Ok(()),
                 // Coordinators may not create, remove or re-key a privileged member.
                 ["status" | "roles" | "devices"] if privileged => forbid(),
                 ["status" | "roles" | "devices"] => Ok(()),
@@ -481,17 +553,59 @@ fn coordinator_may(pre: &SpaceView, path: &[String], action: &PatchAction) -> Re
 /// by [`authorize`] after it is written, like any remote change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpaceEdit {
-    AddMember { member: String, name: String, roles: Vec<Role> },
-    Rename { member: String, name: String },
-    SetRole { member: String, role: Role, granted: bool },
-    AddDevice { member: String, device: DeviceId, label: String },
-    RevokeDevice { member: String, device: DeviceId },
-    RemoveMember { member: String },
-    AddGrid { grid: String, name: String },
-    AddHousehold { household: String, label: String },
-    AddUnit { unit: String, building: String, entrance: String, room: String, area_centi: i64, grid: Option<String>, household: Option<String> },
-    Link { member: String, unit: String, relation: Relation },
-    VerifyOwner { member: String, unit: String, by: String },
+    AddMember {
+        member: String,
+        name: String,
+        roles: Vec<Role>,
+    },
+    Rename {
+        member: String,
+        name: String,
+    },
+    SetRole {
+        member: String,
+        role: Role,
+        granted: bool,
+    },
+    AddDevice {
+        member: String,
+        device: DeviceId,
+        label: String,
+    },
+    RevokeDevice {
+        member: String,
+        device: DeviceId,
+    },
+    RemoveMember {
+        member: String,
+    },
+    AddGrid {
+        grid: String,
+        name: String,
+    },
+    AddHousehold {
+        household: String,
+        label: String,
+    },
+    AddUnit {
+        unit: String,
+        building: String,
+        entrance: String,
+        room: String,
+        area_centi: i64,
+        grid: Option<String>,
+        household: Option<String>,
+    },
+    Link {
+        member: String,
+        unit: String,
+        relation: Relation,
+    },
+    VerifyOwner {
+        member: String,
+        unit: String,
+        by: String,
+    },
 }
 
 pub(crate) fn link_key(member: &str, unit: &str) -> String {
@@ -499,7 +613,11 @@ pub(crate) fn link_key(member: &str, unit: &str) -> String {
 }
 
 fn require(cond: bool, what: &str) -> Result<()> {
-    if cond { Ok(()) } else { Err(Error::Invalid(what.into())) }
+    if cond {
+        Ok(())
+    } else {
+        Err(Error::Invalid(what.into()))
+    }
 }
 
 fn token(s: &str, what: &str) -> Result<()> {
@@ -507,10 +625,22 @@ fn token(s: &str, what: &str) -> Result<()> {
 }
 
 /// Write one edit. `pre` is the register before it, for reference checks.
-pub fn apply_edit<T: Transactable>(tx: &mut T, pre: &SpaceView, edit: &SpaceEdit, now: i64) -> Result<()> {
-    let section = |tx: &T, s: Section| map_at(tx, &ROOT, s.key()).ok_or_else(|| Error::Internal("space document has no register".into()));
+pub fn apply_edit<T: Transactable>(
+    tx: &mut T,
+    pre: &SpaceView,
+    edit: &SpaceEdit,
+    now: i64,
+) -> Result<()> {
+    let section = |tx: &T, s: Section| {
+        map_at(tx, &ROOT, s.key())
+            .ok_or_else(|| Error::Internal("space document has no register".into()))
+    };
     match edit {
-        SpaceEdit::AddMember { member, name, roles } => {
+        SpaceEdit::AddMember {
+            member,
+            name,
+            roles,
+        } => {
             token(member, "member id")?;
             require(!pre.members.contains_key(member), "member already exists")?;
             let members = section(tx, Section::Members)?;
@@ -522,30 +652,48 @@ pub fn apply_edit<T: Transactable>(tx: &mut T, pre: &SpaceView, edit: &SpaceEdit
             let m = member_obj(tx, member)?;
             tx.put(&m, "name", name.as_str())?;
         }
-        SpaceEdit::SetRole { member, role, granted } => {
+        SpaceEdit::SetRole {
+            member,
+            role,
+            granted,
+        } => {
             require(pre.members.contains_key(member), "unknown member")?;
             let m = member_obj(tx, member)?;
-            let roles = map_at(tx, &m, "roles").ok_or_else(|| Error::Internal("member has no roles".into()))?;
+            let roles = map_at(tx, &m, "roles")
+                .ok_or_else(|| Error::Internal("member has no roles".into()))?;
             tx.put(&roles, role.as_str(), *granted)?;
         }
-        SpaceEdit::AddDevice { member, device, label } => {
+        SpaceEdit::AddDevice {
+            member,
+            device,
+            label,
+        } => {
             require(pre.members.contains_key(member), "unknown member")?;
             require(pre.member_of(device).is_none(), "device already registered")?;
             let m = member_obj(tx, member)?;
-            let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("member has no devices".into()))?;
+            let devices = map_at(tx, &m, "devices")
+                .ok_or_else(|| Error::Internal("member has no devices".into()))?;
             write_device(tx, &devices, device, label, now)?;
         }
         SpaceEdit::RevokeDevice { member, device } => {
-            require(pre.members.get(member).is_some_and(|m| m.devices.contains_key(device)), "unknown device")?;
+            require(
+                pre.members
+                    .get(member)
+                    .is_some_and(|m| m.devices.contains_key(device)),
+                "unknown device",
+            )?;
             let m = member_obj(tx, member)?;
-            let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("member has no devices".into()))?;
-            let d = map_at(tx, &devices, &device.to_hex()).ok_or_else(|| Error::Internal("device entry missing".into()))?;
+            let devices = map_at(tx, &m, "devices")
+                .ok_or_else(|| Error::Internal("member has no devices".into()))?;
+            let d = map_at(tx, &devices, &device.to_hex())
+                .ok_or_else(|| Error::Internal("device entry missing".into()))?;
             tx.put(&d, "revoked_at", now)?;
         }
         SpaceEdit::RemoveMember { member } => {
             require(pre.members.contains_key(member), "unknown member")?;
             let m = member_obj(tx, member)?;
             tx.put(&m, "status", MemberStatus::Removed.as_str())?;
+            tx.put(&m, "removed_at", now)?;
         }
         SpaceEdit::AddGrid { grid, name } => {
             token(grid, "grid id")?;
@@ -559,11 +707,27 @@ pub fn apply_edit<T: Transactable>(tx: &mut T, pre: &SpaceView, edit: &SpaceEdit
             let h = tx.put_object(&hs, household.as_str(), ObjType::Map)?;
             tx.put(&h, "label", label.as_str())?;
         }
-        SpaceEdit::AddUnit { unit, building, entrance, room, area_centi, grid, household } => {
+        SpaceEdit::AddUnit {
+            unit,
+            building,
+            entrance,
+            room,
+            area_centi,
+            grid,
+            household,
+        } => {
             token(unit, "unit id")?;
             require(*area_centi > 0, "floor area must be positive")?;
-            require(grid.as_ref().is_none_or(|g| pre.grids.contains_key(g)), "unknown grid")?;
-            require(household.as_ref().is_none_or(|h| pre.households.contains_key(h)), "unknown household")?;
+            require(
+                grid.as_ref().is_none_or(|g| pre.grids.contains_key(g)),
+                "unknown grid",
+            )?;
+            require(
+                household
+                    .as_ref()
+                    .is_none_or(|h| pre.households.contains_key(h)),
+                "unknown household",
+            )?;
             let units = section(tx, Section::Units)?;
             let u = tx.put_object(&units, unit.as_str(), ObjType::Map)?;
             tx.put(&u, "building", building.as_str())?;
@@ -577,7 +741,11 @@ pub fn apply_edit<T: Transactable>(tx: &mut T, pre: &SpaceView, edit: &SpaceEdit
                 tx.put(&u, "household", h.as_str())?;
             }
         }
-        SpaceEdit::Link { member, unit, relation } => {
+        SpaceEdit::Link {
+            member,
+            unit,
+            relation,
+        } => {
             require(pre.members.contains_key(member), "unknown member")?;
             require(pre.units.contains_key(unit), "unknown unit")?;
             let key = link_key(member, unit);
@@ -595,9 +763,15 @@ pub fn apply_edit<T: Transactable>(tx: &mut T, pre: &SpaceView, edit: &SpaceEdit
         }
         SpaceEdit::VerifyOwner { member, unit, by } => {
             let key = link_key(member, unit);
-            require(pre.links.get(&key).is_some_and(|l| l.relation == Relation::Owner), "no owner link to verify")?;
+            require(
+                pre.links
+                    .get(&key)
+                    .is_some_and(|l| l.relation == Relation::Owner),
+                "no owner link to verify",
+            )?;
             let links = section(tx, Section::Links)?;
-            let l = map_at(tx, &links, &key).ok_or_else(|| Error::Internal("link entry missing".into()))?;
+            let l = map_at(tx, &links, &key)
+                .ok_or_else(|| Error::Internal("link entry missing".into()))?;
             tx.put(&l, "verified", true)?;
             tx.put(&l, "verified_by", by.as_str())?;
             tx.put(&l, "verified_at", now)?;
@@ -607,59 +781,110 @@ pub fn apply_edit<T: Transactable>(tx: &mut T, pre: &SpaceView, edit: &SpaceEdit
 }
 
 /// The genesis change's content: the register's maps and the creator as admin.
-pub(crate) fn write_genesis<T: Transactable>(tx: &mut T, name: &str, member: &str, member_name: &str, device: &DeviceId, now: i64) -> Result<()> {
+pub(crate) fn write_genesis<T: Transactable>(
+    tx: &mut T,
+    name: &str,
+    member: &str,
+    member_name: &str,
+    device: &DeviceId,
+    now: i64,
+) -> Result<()> {
     let meta = tx.put_object(ROOT, "meta", ObjType::Map)?;
     tx.put(&meta, "name", name)?;
     tx.put(&meta, "created_at", now)?;
     for s in Section::ALL {
         tx.put_object(ROOT, s.key(), ObjType::Map)?;
     }
-    let members = map_at(tx, &ROOT, "members").ok_or_else(|| Error::Internal("members map".into()))?;
-    write_member(tx, &members, member, member_name, MemberStatus::Active, &[Role::Admin, Role::Coordinator, Role::Resident], now)?;
+    let members =
+        map_at(tx, &ROOT, "members").ok_or_else(|| Error::Internal("members map".into()))?;
+    write_member(
+        tx,
+        &members,
+        member,
+        member_name,
+        MemberStatus::Active,
+        &[Role::Admin, Role::Coordinator, Role::Resident],
+        now,
+    )?;
     let m = member_obj(tx, member)?;
     let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("devices map".into()))?;
     write_device(tx, &devices, device, "creator", now)
 }
 
+/// What a coordinator writes to invite someone.
+#[derive(Debug, Clone)]
+pub(crate) struct NewInvite<'a> {
+    pub invite: &'a str,
+    pub key: DeviceId,
+    pub member: &'a str,
+    pub name: &'a str,
+    pub roles: &'a [Role],
+    pub created_by: &'a str,
+    pub expires_at: i64,
+}
+
 /// An invite: a pending member and the public key the invite's bearer will sign with.
 pub(crate) fn write_invite<T: Transactable>(
     tx: &mut T,
-    invite: &str,
-    key: &DeviceId,
-    member: &str,
-    name: &str,
-    roles: &[Role],
-    created_by: &str,
+    inv: &NewInvite<'_>,
     now: i64,
-    expires_at: i64,
 ) -> Result<()> {
-    let members = map_at(tx, &ROOT, "members").ok_or_else(|| Error::Internal("members map".into()))?;
-    write_member(tx, &members, member, name, MemberStatus::Invited, roles, now)?;
-    let invites = map_at(tx, &ROOT, "invites").ok_or_else(|| Error::Internal("invites map".into()))?;
-    let i = tx.put_object(&invites, invite, ObjType::Map)?;
-    tx.put(&i, "key", key.to_hex())?;
-    tx.put(&i, "member", member)?;
-    tx.put(&i, "created_by", created_by)?;
+    let members =
+        map_at(tx, &ROOT, "members").ok_or_else(|| Error::Internal("members map".into()))?;
+    write_member(
+        tx,
+        &members,
+        inv.member,
+        inv.name,
+        MemberStatus::Invited,
+        inv.roles,
+        now,
+    )?;
+    let invites =
+        map_at(tx, &ROOT, "invites").ok_or_else(|| Error::Internal("invites map".into()))?;
+    let i = tx.put_object(&invites, inv.invite, ObjType::Map)?;
+    tx.put(&i, "key", inv.key.to_hex())?;
+    tx.put(&i, "member", inv.member)?;
+    tx.put(&i, "created_by", inv.created_by)?;
     tx.put(&i, "created_at", now)?;
-    tx.put(&i, "expires_at", expires_at)?;
+    tx.put(&i, "expires_at", inv.expires_at)?;
     Ok(())
 }
 
 /// The bearer's redemption: its device joins the invited member.
-pub(crate) fn write_redemption<T: Transactable>(tx: &mut T, invite: &str, member: &str, name: &str, device: &DeviceId, now: i64) -> Result<()> {
+pub(crate) fn write_redemption<T: Transactable>(
+    tx: &mut T,
+    invite: &str,
+    member: &str,
+    name: &str,
+    device: &DeviceId,
+    now: i64,
+) -> Result<()> {
     let m = member_obj(tx, member)?;
     tx.put(&m, "name", name)?;
     tx.put(&m, "status", MemberStatus::Active.as_str())?;
     let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("devices map".into()))?;
     write_device(tx, &devices, device, "phone", now)?;
-    let invites = map_at(tx, &ROOT, "invites").ok_or_else(|| Error::Internal("invites map".into()))?;
-    let i = map_at(tx, &invites, invite).ok_or(Error::Refused { doc: crate::doc::DocId::Space, reason: Refusal::BadInvite })?;
+    let invites =
+        map_at(tx, &ROOT, "invites").ok_or_else(|| Error::Internal("invites map".into()))?;
+    let i = map_at(tx, &invites, invite).ok_or(Error::Refused {
+        doc: crate::doc::DocId::Space,
+        reason: Refusal::BadInvite,
+    })?;
     tx.put(&i, "redeemed_by", device.to_hex())?;
     tx.put(&i, "redeemed_at", now)?;
     Ok(())
 }
 
-fn write_member<T: Transactable>(tx: &mut T, members: &ObjId, member: &str, name: &str, status: MemberStatus, roles: &[Role], now: i64) -> Result<()> {
+fn write_member<T: Transactable>(
+    tx: &mut T,
+    members: &ObjId,
+    member: &str,
+    name: &str,
+    status: MemberStatus,
+    roles: &[Role],
+    now: i64,
+) -> Result<()> {
     require(!name.trim().is_empty(), "name is empty")?;
     let m = tx.put_object(members, member, ObjType::Map)?;
     tx.put(&m, "name", name)?;
@@ -673,7 +898,13 @@ fn write_member<T: Transactable>(tx: &mut T, members: &ObjId, member: &str, name
     Ok(())
 }
 
-fn write_device<T: Transactable>(tx: &mut T, devices: &ObjId, device: &DeviceId, label: &str, now: i64) -> Result<()> {
+fn write_device<T: Transactable>(
+    tx: &mut T,
+    devices: &ObjId,
+    device: &DeviceId,
+    label: &str,
+    now: i64,
+) -> Result<()> {
     let d = tx.put_object(devices, device.to_hex(), ObjType::Map)?;
     tx.put(&d, "label", label)?;
     tx.put(&d, "added_at", now)?;
@@ -746,7 +977,9 @@ fn read_member<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Member> {
     let mut devices = BTreeMap::new();
     if let Some(ds) = map_at(doc, obj, "devices") {
         for key in doc.keys(&ds) {
-            let (Ok(id), Some(d)) = (DeviceId::from_hex(&key), map_at(doc, &ds, &key)) else { continue };
+            let (Ok(id), Some(d)) = (DeviceId::from_hex(&key), map_at(doc, &ds, &key)) else {
+                continue;
+            };
             devices.insert(
                 id,
                 Device {
@@ -762,6 +995,7 @@ fn read_member<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Member> {
         status: MemberStatus::parse(&get_str(doc, obj, "status").unwrap_or_default()),
         joined_at: get_i64(doc, obj, "joined_at").unwrap_or_default(),
         household: get_str(doc, obj, "household"),
+        removed_at: get_i64(doc, obj, "removed_at"),
         roles,
         devices,
     })

@@ -19,7 +19,7 @@
 //!   yet is refused *for now* (nothing recorded against the device) and is
 //!   accepted when it is offered again after the register arrives.
 
-use automerge::{Automerge, Change, ChangeHash, PatchLog};
+use automerge::{Automerge, Change, ChangeHash};
 
 use crate::doc::{DocId, Writers};
 use crate::error::Refusal;
@@ -34,7 +34,8 @@ pub fn space_id_of(genesis: &ChangeHash) -> String {
 
 /// The signer of a change and the signature check.
 pub fn signer(change: &Change, signature: &[u8]) -> Result<DeviceId, Refusal> {
-    let device = DeviceId::from_actor(change.actor_id()).ok_or_else(|| Refusal::Malformed("actor id is not a device key".into()))?;
+    let device = DeviceId::from_actor(change.actor_id())
+        .ok_or_else(|| Refusal::Malformed("actor id is not a device key".into()))?;
     verify_change(&device, &change.hash(), signature)?;
     Ok(device)
 }
@@ -50,7 +51,13 @@ fn sorted(h: &[ChangeHash]) -> Vec<ChangeHash> {
 ///
 /// Returns the author and, when it was needed for the check, the document
 /// with the change applied (so the caller need not apply it twice).
-pub fn check_space_change(space_id: &str, doc: &Automerge, current: &SpaceView, change: &Change, signature: &[u8]) -> Result<(Author, Option<Automerge>), Refusal> {
+pub fn check_space_change(
+    space_id: &str,
+    doc: &Automerge,
+    current: &SpaceView,
+    change: &Change,
+    signature: &[u8],
+) -> Result<(Author, Option<Automerge>), Refusal> {
     let device = signer(change, signature)?;
     let at = change.timestamp();
     if change.deps().is_empty() {
@@ -60,7 +67,9 @@ pub fn check_space_change(space_id: &str, doc: &Automerge, current: &SpaceView, 
             return Err(Refusal::WrongGenesis);
         }
         let mut fresh = Automerge::new();
-        fresh.apply_changes([change.clone()]).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        fresh
+            .apply_changes([change.clone()])
+            .map_err(|e| Refusal::Malformed(e.to_string()))?;
         let view = SpaceView::read(&fresh).map_err(|e| Refusal::Malformed(e.to_string()))?;
         return match view.author(&device, at) {
             Ok(a @ Author::Admin(_)) => Ok((a, Some(fresh))),
@@ -72,11 +81,14 @@ pub fn check_space_change(space_id: &str, doc: &Automerge, current: &SpaceView, 
     let pre: &SpaceView = if at_heads {
         current
     } else {
-        pre_doc = doc.fork_at(change.deps()).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        pre_doc = doc
+            .fork_at(change.deps())
+            .map_err(|e| Refusal::Malformed(e.to_string()))?;
         pre_view = SpaceView::read(&pre_doc).map_err(|e| Refusal::Malformed(e.to_string()))?;
         &pre_view
     };
-    let author = pre.author(&device, at)?;
+    // In the causal past, any revocation or removal already happened: judge as of "now".
+    let author = pre.author(&device, i64::MAX)?;
     if let Author::Admin(_) = author {
         return Ok((author, None));
     }
@@ -85,22 +97,39 @@ pub fn check_space_change(space_id: &str, doc: &Automerge, current: &SpaceView, 
     }
     // A coordinator or an invite's bearer: look at exactly what the change
     // writes, applied on top of its own causal past.
-    let mut trial = if at_heads { doc.clone() } else { doc.fork_at(change.deps()).map_err(|e| Refusal::Malformed(e.to_string()))? };
-    let mut log = PatchLog::active();
-    trial.apply_changes_log_patches([change.clone()], &mut log).map_err(|e| Refusal::Malformed(e.to_string()))?;
-    let patches = trial.make_patches(&mut log);
-    space::authorize(pre, &author, &patches, at)?;
+    let mut trial = if at_heads {
+        doc.clone()
+    } else {
+        doc.fork_at(change.deps())
+            .map_err(|e| Refusal::Malformed(e.to_string()))?
+    };
+    trial
+        .apply_changes([change.clone()])
+        .map_err(|e| Refusal::Malformed(e.to_string()))?;
+    let writes = space::change_writes(&trial, change)?;
+    space::authorize(pre, &author, &writes, at)?;
     Ok((author, at_heads.then_some(trial)))
 }
 
 /// Judge a change to any document other than the space document.
-pub fn check_doc_change(doc_id: &DocId, current: &SpaceView, change: &Change, signature: &[u8]) -> Result<Author, Refusal> {
+pub fn check_doc_change(
+    doc_id: &DocId,
+    current: &SpaceView,
+    change: &Change,
+    signature: &[u8],
+) -> Result<Author, Refusal> {
     let device = signer(change, signature)?;
     let author = current.author(&device, change.timestamp())?;
     let ok = match (doc_id.writers(), &author) {
         (Writers::Coordinators, Author::Admin(_) | Author::Coordinator(_)) => true,
-        (Writers::Member(m), Author::Admin(a) | Author::Coordinator(a) | Author::Member(a)) => *a == m,
+        (Writers::Member(m), Author::Admin(a) | Author::Coordinator(a) | Author::Member(a)) => {
+            *a == m
+        }
         _ => false,
     };
-    if ok { Ok(author) } else { Err(Refusal::NotAWriter(doc_id.to_string())) }
+    if ok {
+        Ok(author)
+    } else {
+        Err(Refusal::NotAWriter(doc_id.to_string()))
+    }
 }

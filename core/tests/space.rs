@@ -29,7 +29,14 @@ fn creator_is_admin_and_the_register_survives_reopening() {
     let (space, me, device) = {
         let s = Store::open(&path).expect("open");
         let space = s.create_space("幸福里社区", "王老师").expect("create");
-        s.edit_space(&space, &[SpaceEdit::AddGrid { grid: "g1".into(), name: "第一网格".into() }]).expect("grid");
+        s.edit_space(
+            &space,
+            &[SpaceEdit::AddGrid {
+                grid: "g1".into(),
+                name: "第一网格".into(),
+            }],
+        )
+        .expect("grid");
         s.edit_space(&space, &[unit("u1", 8_975)]).expect("unit");
         let me = s.my_member(&space).expect("me");
         (space, me, s.device_id())
@@ -45,7 +52,10 @@ fn creator_is_admin_and_the_register_survives_reopening() {
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].name, "王老师");
     assert!(members[0].roles.contains(&Role::Admin));
-    assert_eq!(s.spaces().expect("spaces")[0].member_id.as_deref(), Some(me.as_str()));
+    assert_eq!(
+        s.spaces().expect("spaces")[0].member_id.as_deref(),
+        Some(me.as_str())
+    );
 }
 
 #[test]
@@ -63,16 +73,34 @@ fn invite_redeemed_once_adds_the_device_to_the_member() {
     // The same code a second time is refused and changes nothing.
     let code = {
         // Recreate the code: make another invite, redeem it, then try it again.
-        let inv = coord.create_invite(&space, "张伯", &[Role::Resident], None).expect("invite");
+        let inv = coord
+            .create_invite(&space, "张伯", &[Role::Resident], None)
+            .expect("invite");
         let p = phone();
-        p.join(&inv.code, "张伯", all_changes(&coord, &space, &DocId::Space)).expect("first redemption");
+        p.join(
+            &inv.code,
+            "张伯",
+            all_changes(&coord, &space, &DocId::Space),
+        )
+        .expect("first redemption");
         copy_doc(&p, &coord, &space, &DocId::Space);
         inv.code
     };
     let thief = phone();
     let before = coord.view(&space).expect("view");
-    let err = thief.join(&code, "someone", all_changes(&coord, &space, &DocId::Space)).expect_err("second redemption");
-    assert!(matches!(err, Error::Refused { reason: Refusal::BadInvite, .. }), "{err:?}");
+    let err = thief
+        .join(&code, "someone", all_changes(&coord, &space, &DocId::Space))
+        .expect_err("second redemption");
+    assert!(
+        matches!(
+            err,
+            Error::Refused {
+                reason: Refusal::BadInvite,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(coord.view(&space).expect("view"), before);
 }
 
@@ -80,10 +108,27 @@ fn invite_redeemed_once_adds_the_device_to_the_member() {
 fn expired_invite_is_refused() {
     let coord = phone();
     let space = coord.create_space("s", "c").expect("create");
-    let inv = coord.create_invite(&space, "late", &[Role::Resident], Some(-1)).expect("invite");
+    let inv = coord
+        .create_invite(&space, "late", &[Role::Resident], Some(-1))
+        .expect("invite");
     let p = phone();
-    let err = p.join(&inv.code, "late", all_changes(&coord, &space, &DocId::Space)).expect_err("expired");
-    assert!(matches!(err, Error::Refused { reason: Refusal::BadInvite, .. }), "{err:?}");
+    let err = p
+        .join(
+            &inv.code,
+            "late",
+            all_changes(&coord, &space, &DocId::Space),
+        )
+        .expect_err("expired");
+    assert!(
+        matches!(
+            err,
+            Error::Refused {
+                reason: Refusal::BadInvite,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(p.join("NOT-A-CODE", "x", vec![]).is_err());
 }
 
@@ -92,10 +137,30 @@ fn owner_link_verified_by_coordinator_and_area_kept_exactly() {
     let admin = phone();
     let space = admin.create_space("s", "admin").expect("create");
     let (_r, member) = join(&admin, &space, "业主");
-    admin.edit_space(&space, &[unit("u7", 12_001)]).expect("unit");
-    admin.edit_space(&space, &[SpaceEdit::Link { member: member.clone(), unit: "u7".into(), relation: Relation::Owner }]).expect("link");
+    admin
+        .edit_space(&space, &[unit("u7", 12_001)])
+        .expect("unit");
+    admin
+        .edit_space(
+            &space,
+            &[SpaceEdit::Link {
+                member: member.clone(),
+                unit: "u7".into(),
+                relation: Relation::Owner,
+            }],
+        )
+        .expect("link");
     let me = admin.my_member(&space).expect("me");
-    admin.edit_space(&space, &[SpaceEdit::VerifyOwner { member: member.clone(), unit: "u7".into(), by: me }]).expect("verify");
+    admin
+        .edit_space(
+            &space,
+            &[SpaceEdit::VerifyOwner {
+                member: member.clone(),
+                unit: "u7".into(),
+                by: me,
+            }],
+        )
+        .expect("verify");
     let v = admin.view(&space).expect("view");
     let owners: Vec<_> = v.verified_owners().collect();
     assert_eq!(owners.len(), 1);
@@ -103,8 +168,21 @@ fn owner_link_verified_by_coordinator_and_area_kept_exactly() {
     assert_eq!(v.units["u7"].area_centi, 12_001);
     // Bad references are refused with a clear error and write nothing.
     let heads = admin.heads(&space, &DocId::Space).expect("heads");
-    assert!(matches!(admin.edit_space(&space, &[SpaceEdit::Link { member: "nobody".into(), unit: "u7".into(), relation: Relation::Tenant }]), Err(Error::Invalid(_))));
-    assert!(matches!(admin.edit_space(&space, &[unit("u8", 0)]), Err(Error::Invalid(_))));
+    assert!(matches!(
+        admin.edit_space(
+            &space,
+            &[SpaceEdit::Link {
+                member: "nobody".into(),
+                unit: "u7".into(),
+                relation: Relation::Tenant
+            }]
+        ),
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        admin.edit_space(&space, &[unit("u8", 0)]),
+        Err(Error::Invalid(_))
+    ));
     assert_eq!(admin.heads(&space, &DocId::Space).expect("heads"), heads);
 }
 
@@ -114,11 +192,35 @@ fn concurrent_grant_and_revoke_resolve_to_revoke_on_every_replica() {
     let space = a.create_space("s", "admin a").expect("create");
     let (b, b_member) = join(&a, &space, "admin b");
     let (_c, c_member) = join(&a, &space, "volunteer c");
-    a.edit_space(&space, &[SpaceEdit::SetRole { member: b_member.clone(), role: Role::Admin, granted: true }]).expect("grant");
+    a.edit_space(
+        &space,
+        &[SpaceEdit::SetRole {
+            member: b_member.clone(),
+            role: Role::Admin,
+            granted: true,
+        }],
+    )
+    .expect("grant");
     copy_doc(&a, &b, &space, &DocId::Space);
     // Offline: a grants volunteer to c, b revokes it (never granted, but concurrent values conflict).
-    a.edit_space(&space, &[SpaceEdit::SetRole { member: c_member.clone(), role: Role::Volunteer, granted: true }]).expect("grant");
-    b.edit_space(&space, &[SpaceEdit::SetRole { member: c_member.clone(), role: Role::Volunteer, granted: false }]).expect("revoke");
+    a.edit_space(
+        &space,
+        &[SpaceEdit::SetRole {
+            member: c_member.clone(),
+            role: Role::Volunteer,
+            granted: true,
+        }],
+    )
+    .expect("grant");
+    b.edit_space(
+        &space,
+        &[SpaceEdit::SetRole {
+            member: c_member.clone(),
+            role: Role::Volunteer,
+            granted: false,
+        }],
+    )
+    .expect("revoke");
     copy_doc(&a, &b, &space, &DocId::Space);
     copy_doc(&b, &a, &space, &DocId::Space);
     for s in [&a, &b] {
@@ -127,11 +229,22 @@ fn concurrent_grant_and_revoke_resolve_to_revoke_on_every_replica() {
     }
     assert_eq!(a.view(&space).expect("a"), b.view(&space).expect("b"));
     // A later grant, made after seeing both, holds.
-    a.edit_space(&space, &[SpaceEdit::SetRole { member: c_member.clone(), role: Role::Volunteer, granted: true }]).expect("regrant");
+    a.edit_space(
+        &space,
+        &[SpaceEdit::SetRole {
+            member: c_member.clone(),
+            role: Role::Volunteer,
+            granted: true,
+        }],
+    )
+    .expect("regrant");
     assert!(a.view(&space).expect("view").members[&c_member].has(Role::Volunteer));
     // The query table agrees with the register.
     let rows = a.members(&space, 0, 100).expect("rows");
-    let c_row = rows.iter().find(|r| r.member_id == c_member).expect("c row");
+    let c_row = rows
+        .iter()
+        .find(|r| r.member_id == c_member)
+        .expect("c row");
     assert!(c_row.roles.contains(&Role::Volunteer));
 }
 
@@ -149,19 +262,30 @@ fn own_documents_and_item_index() {
     .expect("own write");
     copy_doc(&res, &coord, &space, &doc);
     let note = coord
-        .read(&space, &doc, |d| d.get(ROOT, "note").ok().flatten().map(|(v, _)| v.to_string()))
+        .read(&space, &doc, |d| {
+            d.get(ROOT, "note")
+                .ok()
+                .flatten()
+                .map(|(v, _)| v.to_string())
+        })
         .expect("read");
     assert_eq!(note.as_deref(), Some("\"楼道灯坏了\""));
     // A resident may not write the item index; a coordinator may.
-    let err = res.index_item(&space, "vote1", "vote", "加装电梯").expect_err("resident index");
+    let err = res
+        .index_item(&space, "vote1", "vote", "加装电梯")
+        .expect_err("resident index");
     assert!(matches!(err, Error::NotAllowed(_)), "{err:?}");
-    coord.index_item(&space, "vote1", "vote", "加装电梯").expect("coordinator index");
+    coord
+        .index_item(&space, "vote1", "vote", "加装电梯")
+        .expect("coordinator index");
     let items = coord.items(&space, 0, 10).expect("items");
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].title, "加装电梯");
     // Events are sent after writes.
     let rx = coord.subscribe();
-    coord.index_item(&space, "survey1", "survey", "需求调查").expect("index");
+    coord
+        .index_item(&space, "survey1", "survey", "需求调查")
+        .expect("index");
     let ev = rx.try_recv().expect("event");
     assert_eq!(ev.space, space);
     assert!(matches!(ev.doc, DocId::Index { .. }));
@@ -187,11 +311,24 @@ fn compaction_keeps_every_change_and_loads_the_same_document() {
         (space, doc, heads)
     };
     let conn = rusqlite::Connection::open(&path).expect("raw");
-    let chunks: i64 = conn.query_row("SELECT count(*) FROM chunks WHERE doc_id = ?1", [doc.to_string()], |r| r.get(0)).expect("count");
-    assert!(chunks < linli_core::store::COMPACT_AFTER, "chunks were folded into a snapshot ({chunks})");
+    let chunks: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM chunks WHERE doc_id = ?1",
+            [doc.to_string()],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert!(
+        chunks < linli_core::store::COMPACT_AFTER,
+        "chunks were folded into a snapshot ({chunks})"
+    );
     let s = Store::open(&path).expect("reopen");
     assert_eq!(s.heads(&space, &doc).expect("heads"), heads);
     let n = s.read(&space, &doc, |d| d.length(ROOT)).expect("read");
     assert_eq!(n, 150);
-    assert_eq!(s.changes_since(&space, &doc, &[]).expect("changes").len(), 150, "every signature kept");
+    assert_eq!(
+        s.changes_since(&space, &doc, &[]).expect("changes").len(),
+        150,
+        "every signature kept"
+    );
 }

@@ -24,13 +24,13 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Mutex, MutexGuard};
 
 use automerge::transaction::{CommitOptions, Transaction};
-use automerge::{Automerge, Change, ChangeHash, PatchLog, ReadDoc};
+use automerge::{Automerge, Change, ChangeHash, ReadDoc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::doc::{DocId, SignedChange};
 use crate::error::{Error, Refusal, Result};
 use crate::identity::{DeviceId, DeviceKey, base32, random_bytes};
-use crate::space::{self, Author, Role, SpaceEdit, SpaceView, Touched};
+use crate::space::{self, Author, Role, SpaceEdit, SpaceView, Touched, Write};
 use crate::trust;
 
 /// Fold a document's chunks into a snapshot after this many.
@@ -155,19 +155,34 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&mut conn)?;
         let seed: Option<Vec<u8>> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'device_seed'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'device_seed'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         let key = match seed {
-            Some(s) => DeviceKey::from_seed(<[u8; 32]>::try_from(s.as_slice()).map_err(|_| Error::Internal("device key is damaged".into()))?),
+            Some(s) => DeviceKey::from_seed(
+                <[u8; 32]>::try_from(s.as_slice())
+                    .map_err(|_| Error::Internal("device key is damaged".into()))?,
+            ),
             None => {
                 let k = DeviceKey::generate()?;
-                conn.execute("INSERT INTO meta (key, value) VALUES ('device_seed', ?1)", [k.seed().to_vec()])?;
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('device_seed', ?1)",
+                    [k.seed().to_vec()],
+                )?;
                 k
             }
         };
         let device = key.id();
         Ok(Store {
-            inner: Mutex::new(Inner { conn, key, docs: HashMap::new(), views: HashMap::new() }),
+            inner: Mutex::new(Inner {
+                conn,
+                key,
+                docs: HashMap::new(),
+                views: HashMap::new(),
+            }),
             listeners: Mutex::new(Vec::new()),
             device,
         })
@@ -178,7 +193,9 @@ impl Store {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
-        self.inner.lock().map_err(|_| Error::Internal("store lock poisoned".into()))
+        self.inner
+            .lock()
+            .map_err(|_| Error::Internal("store lock poisoned".into()))
     }
 
     /// Receive an [`Event`] after every committed change.
@@ -195,7 +212,11 @@ impl Store {
             DocId::Item { item } | DocId::Results { item } => Some(item.clone()),
             _ => None,
         };
-        let ev = Event { space: space.into(), doc: doc.clone(), item };
+        let ev = Event {
+            space: space.into(),
+            doc: doc.clone(),
+            item,
+        };
         if let Ok(mut l) = self.listeners.lock() {
             l.retain(|tx| tx.send(ev.clone()).is_ok());
         }
@@ -216,14 +237,21 @@ impl Store {
         let mut tx = doc.transaction();
         space::write_genesis(&mut tx, name, &member, my_name, &self.device, now)?;
         tx.commit_with(CommitOptions::default().with_time(now));
-        let change = doc.get_last_local_change().ok_or_else(|| Error::Internal("genesis produced no change".into()))?;
+        let change = doc
+            .get_last_local_change()
+            .ok_or_else(|| Error::Internal("genesis produced no change".into()))?;
         let space_id = trust::space_id_of(&change.hash());
         let sig = inner.key.sign_change(&change.hash());
         inner.conn.execute(
             "INSERT INTO spaces (space_id, name, member_id) VALUES (?1, ?2, ?3)",
             params![space_id, name, member],
         )?;
-        let report = merge(&mut inner, &space_id, &DocId::Space, vec![(change, sig.to_vec())])?;
+        let report = merge(
+            &mut inner,
+            &space_id,
+            &DocId::Space,
+            vec![(change, sig.to_vec())],
+        )?;
         refused_as_error(&DocId::Space, &report)?;
         drop(inner);
         self.notify(&space_id, &DocId::Space);
@@ -232,8 +260,16 @@ impl Store {
 
     pub fn spaces(&self) -> Result<Vec<SpaceRow>> {
         let inner = self.lock()?;
-        let mut stmt = inner.conn.prepare("SELECT space_id, name, member_id FROM spaces ORDER BY name")?;
-        let rows = stmt.query_map([], |r| Ok(SpaceRow { space_id: r.get(0)?, name: r.get(1)?, member_id: r.get(2)? }))?;
+        let mut stmt = inner
+            .conn
+            .prepare("SELECT space_id, name, member_id FROM spaces ORDER BY name")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SpaceRow {
+                space_id: r.get(0)?,
+                name: r.get(1)?,
+                member_id: r.get(2)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -262,7 +298,13 @@ impl Store {
 
     /// Make a one-time invite for a new member with `roles`. The returned code
     /// carries the space id and the invite's secret key; it fits in a QR code.
-    pub fn create_invite(&self, space: &str, name: &str, roles: &[Role], ttl_ms: Option<i64>) -> Result<Invitation> {
+    pub fn create_invite(
+        &self,
+        space: &str,
+        name: &str,
+        roles: &[Role],
+        ttl_ms: Option<i64>,
+    ) -> Result<Invitation> {
         let invite_key = DeviceKey::generate()?;
         let invite_id = new_id()?;
         let member_id = new_id()?;
@@ -271,14 +313,26 @@ impl Store {
             if pre.members.contains_key(&mid) {
                 return Err(Error::Internal("member id collision".into()));
             }
-            let expires = now.saturating_add(ttl_ms.unwrap_or(DEFAULT_INVITE_TTL_MS));
-            space::write_invite(tx, &iid, &key_id, &mid, name, roles, me, now, expires)
+            let inv = space::NewInvite {
+                invite: &iid,
+                key: key_id,
+                member: &mid,
+                name,
+                roles,
+                created_by: me,
+                expires_at: now.saturating_add(ttl_ms.unwrap_or(DEFAULT_INVITE_TTL_MS)),
+            };
+            space::write_invite(tx, &inv, now)
         })?;
         let space_bytes = hex::decode(space).map_err(|_| Error::UnknownSpace(space.into()))?;
         let mut payload = vec![INVITE_CODE_VERSION];
         payload.extend_from_slice(&space_bytes);
         payload.extend_from_slice(&invite_key.seed());
-        Ok(Invitation { code: base32::encode(&payload), invite_id, member_id })
+        Ok(Invitation {
+            code: base32::encode(&payload),
+            invite_id,
+            member_id,
+        })
     }
 
     /// The space named by an invite code, so a device knows what to fetch
@@ -291,7 +345,12 @@ impl Store {
     /// document as a peer (the server or a hub) sent it; it is checked change
     /// by change from its genesis like any remote change. The redemption is
     /// signed by the invite key and adds this device to the invited member.
-    pub fn join(&self, code: &str, my_name: &str, space_changes: Vec<SignedChange>) -> Result<(String, String)> {
+    pub fn join(
+        &self,
+        code: &str,
+        my_name: &str,
+        space_changes: Vec<SignedChange>,
+    ) -> Result<(String, String)> {
         let (space_id, invite_key) = parse_invite(code)?;
         self.apply(&space_id, &DocId::Space, space_changes)?;
         let mut inner = self.lock()?;
@@ -304,20 +363,40 @@ impl Store {
             .iter()
             .find(|(_, inv)| inv.key == invite_key.id())
             .map(|(id, inv)| (id.clone(), inv.clone()))
-            .ok_or(Error::Refused { doc: DocId::Space, reason: Refusal::BadInvite })?;
+            .ok_or(Error::Refused {
+                doc: DocId::Space,
+                reason: Refusal::BadInvite,
+            })?;
         let now = now_ms();
         if invite.redeemed_by.is_some() || now > invite.expires_at {
-            return Err(Error::Refused { doc: DocId::Space, reason: Refusal::BadInvite });
+            return Err(Error::Refused {
+                doc: DocId::Space,
+                reason: Refusal::BadInvite,
+            });
         }
         let doc = load(&mut inner, &space_id, &DocId::Space)?;
         let mut trial = doc.clone();
         trial.set_actor(invite_key.actor());
         let mut tx = trial.transaction();
-        space::write_redemption(&mut tx, &invite_id, &invite.member, my_name, &self.device, now)?;
+        space::write_redemption(
+            &mut tx,
+            &invite_id,
+            &invite.member,
+            my_name,
+            &self.device,
+            now,
+        )?;
         tx.commit_with(CommitOptions::default().with_time(now));
-        let change = trial.get_last_local_change().ok_or_else(|| Error::Internal("redemption produced no change".into()))?;
+        let change = trial
+            .get_last_local_change()
+            .ok_or_else(|| Error::Internal("redemption produced no change".into()))?;
         let sig = invite_key.sign_change(&change.hash());
-        let report = merge(&mut inner, &space_id, &DocId::Space, vec![(change, sig.to_vec())])?;
+        let report = merge(
+            &mut inner,
+            &space_id,
+            &DocId::Space,
+            vec![(change, sig.to_vec())],
+        )?;
         refused_as_error(&DocId::Space, &report)?;
         inner.conn.execute(
             "INSERT INTO spaces (space_id, name, member_id) VALUES (?1, ?2, ?3)
@@ -350,9 +429,16 @@ impl Store {
         }
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         let Some(hash) = hash else { return Ok(None) };
-        let change = trial.get_change_by_hash(&hash).ok_or_else(|| Error::Internal("committed change missing".into()))?;
+        let change = trial
+            .get_change_by_hash(&hash)
+            .ok_or_else(|| Error::Internal("committed change missing".into()))?;
         let sig = inner.key.sign_change(&hash);
-        let report = merge(&mut inner, space, &DocId::Space, vec![(change, sig.to_vec())])?;
+        let report = merge(
+            &mut inner,
+            space,
+            &DocId::Space,
+            vec![(change, sig.to_vec())],
+        )?;
         refused_as_error(&DocId::Space, &report)?;
         drop(inner);
         self.notify(space, &DocId::Space);
@@ -373,16 +459,28 @@ impl Store {
         F: FnOnce(&mut Transaction<'_>) -> Result<()>,
     {
         if *doc_id == DocId::Space {
-            return Err(Error::Invalid("edit the space document with edit_space".into()));
+            return Err(Error::Invalid(
+                "edit the space document with edit_space".into(),
+            ));
         }
         let mut inner = self.lock()?;
         let now = now_ms();
         {
             let v = view(&mut inner, space)?;
-            let author = v.author(&self.device, now).map_err(|reason| Error::Refused { doc: doc_id.clone(), reason })?;
+            let author = v
+                .author(&self.device, now)
+                .map_err(|reason| Error::Refused {
+                    doc: doc_id.clone(),
+                    reason,
+                })?;
             let allowed = match (doc_id.writers(), &author) {
-                (crate::doc::Writers::Coordinators, Author::Admin(_) | Author::Coordinator(_)) => true,
-                (crate::doc::Writers::Member(m), Author::Admin(a) | Author::Coordinator(a) | Author::Member(a)) => *a == m,
+                (crate::doc::Writers::Coordinators, Author::Admin(_) | Author::Coordinator(_)) => {
+                    true
+                }
+                (
+                    crate::doc::Writers::Member(m),
+                    Author::Admin(a) | Author::Coordinator(a) | Author::Member(a),
+                ) => *a == m,
                 _ => false,
             };
             if !allowed {
@@ -394,18 +492,30 @@ impl Store {
         if doc.get_actor() != &actor {
             doc.set_actor(actor);
         }
-        let mut tx = doc.transaction_log_patches(PatchLog::active()).map_err(|e| Error::Internal(e.to_string()))?;
+        let mut tx = doc.transaction();
         if let Err(e) = f(&mut tx) {
             tx.rollback();
             return Err(e);
         }
-        let (hash, mut log) = tx.commit_with(CommitOptions::default().with_time(now));
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         let Some(hash) = hash else { return Ok(None) };
-        let change = doc.get_change_by_hash(&hash).ok_or_else(|| Error::Internal("committed change missing".into()))?;
-        let patches = doc.make_patches(&mut log);
+        let change = doc
+            .get_change_by_hash(&hash)
+            .ok_or_else(|| Error::Internal("committed change missing".into()))?;
+        let writes = if projected(doc_id) {
+            space::change_writes(doc, &change).map_err(|reason| Error::Refused {
+                doc: doc_id.clone(),
+                reason,
+            })?
+        } else {
+            Vec::new()
+        };
         let sig = inner.key.sign_change(&hash);
-        let batch = Accepted { changes: vec![(change, sig.to_vec())], patches };
-        if let Err(e) = persist(&mut inner, space, doc_id, &batch, &[]) {
+        let batch = Accepted {
+            changes: vec![(change, sig.to_vec())],
+            writes,
+        };
+        if let Err(e) = persist(&mut inner, space, doc_id, &batch, &[], None) {
             evict(&mut inner, space, doc_id);
             return Err(e);
         }
@@ -415,7 +525,12 @@ impl Store {
     }
 
     /// Read a document. The closure sees the merged automerge document.
-    pub fn read<T>(&self, space: &str, doc_id: &DocId, f: impl FnOnce(&Automerge) -> T) -> Result<T> {
+    pub fn read<T>(
+        &self,
+        space: &str,
+        doc_id: &DocId,
+        f: impl FnOnce(&Automerge) -> T,
+    ) -> Result<T> {
         let mut inner = self.lock()?;
         let doc = load(&mut inner, space, doc_id)?;
         Ok(f(doc))
@@ -429,13 +544,20 @@ impl Store {
         let me = self.my_member(space)?;
         let now = now_ms();
         let year = year_of(now);
-        self.write(space, &DocId::Index { year }, |tx| project::write_index_entry(tx, item_id, kind, title, &me, now))?;
+        self.write(space, &DocId::Index { year }, |tx| {
+            project::write_index_entry(tx, item_id, kind, title, &me, now)
+        })?;
         Ok(())
     }
 
     /// Merge changes from a peer. Each is checked before it is merged; the
     /// report says what was accepted, refused (and why), or held back.
-    pub fn apply(&self, space: &str, doc_id: &DocId, changes: Vec<SignedChange>) -> Result<ApplyReport> {
+    pub fn apply(
+        &self,
+        space: &str,
+        doc_id: &DocId,
+        changes: Vec<SignedChange>,
+    ) -> Result<ApplyReport> {
         let mut parsed = Vec::with_capacity(changes.len());
         let mut malformed = Vec::new();
         for sc in changes {
@@ -459,19 +581,30 @@ impl Store {
 
     /// The changes of a document that a peer holding `have` lacks, with their
     /// signatures.
-    pub fn changes_since(&self, space: &str, doc_id: &DocId, have: &[ChangeHash]) -> Result<Vec<SignedChange>> {
+    pub fn changes_since(
+        &self,
+        space: &str,
+        doc_id: &DocId,
+        have: &[ChangeHash],
+    ) -> Result<Vec<SignedChange>> {
         let mut inner = self.lock()?;
         let changes = {
             let doc = load(&mut inner, space, doc_id)?;
             doc.get_changes(have)
         };
-        let mut stmt = inner.conn.prepare_cached("SELECT signature FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND hash = ?3")?;
+        let mut stmt = inner.conn.prepare_cached("SELECT signature FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4")?;
         let did = doc_id.to_string();
         changes
             .into_iter()
             .map(|c| {
-                let signature: Vec<u8> = stmt.query_row(params![space, did, c.hash().0.to_vec()], |r| r.get(0))?;
-                Ok(SignedChange { bytes: c.raw_bytes().to_vec(), signature })
+                let signature: Vec<u8> = stmt.query_row(
+                    params![space, did, c.actor_id().to_bytes(), seq_sql(c.seq())],
+                    |r| r.get(0),
+                )?;
+                Ok(SignedChange {
+                    bytes: c.raw_bytes().to_vec(),
+                    signature,
+                })
             })
             .collect()
     }
@@ -484,8 +617,12 @@ impl Store {
     /// The documents of a space held here.
     pub fn doc_ids(&self, space: &str) -> Result<Vec<DocId>> {
         let inner = self.lock()?;
-        let mut stmt = inner.conn.prepare("SELECT doc_id FROM docs WHERE space_id = ?1 ORDER BY doc_id")?;
-        let ids: Vec<String> = stmt.query_map([space], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        let mut stmt = inner
+            .conn
+            .prepare("SELECT doc_id FROM docs WHERE space_id = ?1 ORDER BY doc_id")?;
+        let ids: Vec<String> = stmt
+            .query_map([space], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         ids.iter().map(|s| s.parse()).collect()
     }
 
@@ -516,7 +653,14 @@ impl Store {
              ORDER BY building, entrance, room, unit_id LIMIT ?2 OFFSET ?3",
         )?;
         let rows = stmt.query_map(params![space, limit, offset], |r| {
-            Ok(UnitRow { unit_id: r.get(0)?, building: r.get(1)?, entrance: r.get(2)?, room: r.get(3)?, area_centi: r.get(4)?, grid_id: r.get(5)? })
+            Ok(UnitRow {
+                unit_id: r.get(0)?,
+                building: r.get(1)?,
+                entrance: r.get(2)?,
+                room: r.get(3)?,
+                area_centi: r.get(4)?,
+                grid_id: r.get(5)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -528,7 +672,13 @@ impl Store {
              ORDER BY created_at DESC, item_id LIMIT ?2 OFFSET ?3",
         )?;
         let rows = stmt.query_map(params![space, limit, offset], |r| {
-            Ok(ItemRow { item_id: r.get(0)?, kind: r.get(1)?, title: r.get(2)?, created_by: r.get(3)?, created_at: r.get(4)? })
+            Ok(ItemRow {
+                item_id: r.get(0)?,
+                kind: r.get(1)?,
+                title: r.get(2)?,
+                created_by: r.get(3)?,
+                created_at: r.get(4)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -536,10 +686,16 @@ impl Store {
     /// The audit trail of refused changes in a space.
     pub fn refusals(&self, space: &str) -> Result<Vec<RefusalRow>> {
         let inner = self.lock()?;
-        let mut stmt = inner.conn.prepare("SELECT doc_id, hash, reason FROM refusals WHERE space_id = ?1 ORDER BY id")?;
+        let mut stmt = inner
+            .conn
+            .prepare("SELECT doc_id, hash, reason FROM refusals WHERE space_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([space], |r| {
             let hash: Option<Vec<u8>> = r.get(1)?;
-            Ok(RefusalRow { doc: r.get(0)?, hash: hash.and_then(|h| ChangeHash::try_from(h.as_slice()).ok()), reason: r.get(2)? })
+            Ok(RefusalRow {
+                doc: r.get(0)?,
+                hash: hash.and_then(|h| ChangeHash::try_from(h.as_slice()).ok()),
+                reason: r.get(2)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -547,7 +703,9 @@ impl Store {
     /// Devices caught signing two different changes with one sequence number.
     pub fn flagged_devices(&self, space: &str) -> Result<Vec<DeviceId>> {
         let inner = self.lock()?;
-        let mut stmt = inner.conn.prepare("SELECT DISTINCT device FROM flags WHERE space_id = ?1 ORDER BY device")?;
+        let mut stmt = inner
+            .conn
+            .prepare("SELECT DISTINCT device FROM flags WHERE space_id = ?1 ORDER BY device")?;
         let rows = stmt.query_map([space], |r| r.get::<_, Vec<u8>>(0))?;
         let mut out = Vec::new();
         for d in rows {
@@ -561,7 +719,9 @@ impl Store {
     /// Run SQLite's own consistency check.
     pub fn integrity_check(&self) -> Result<String> {
         let inner = self.lock()?;
-        Ok(inner.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+        Ok(inner
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
 }
 
@@ -591,16 +751,23 @@ fn parse_invite(code: &str) -> Result<(String, DeviceKey)> {
 
 fn refused_as_error(doc: &DocId, report: &ApplyReport) -> Result<()> {
     match report.refused.first() {
-        Some((_, reason)) => Err(Error::Refused { doc: doc.clone(), reason: reason.clone() }),
+        Some((_, reason)) => Err(Error::Refused {
+            doc: doc.clone(),
+            reason: reason.clone(),
+        }),
         None => Ok(()),
     }
 }
 
 fn my_member(conn: &Connection, space: &str) -> Result<String> {
-    conn.query_row("SELECT member_id FROM spaces WHERE space_id = ?1", [space], |r| r.get::<_, Option<String>>(0))
-        .optional()?
-        .flatten()
-        .ok_or_else(|| Error::UnknownSpace(space.into()))
+    conn.query_row(
+        "SELECT member_id FROM spaces WHERE space_id = ?1",
+        [space],
+        |r| r.get::<_, Option<String>>(0),
+    )
+    .optional()?
+    .flatten()
+    .ok_or_else(|| Error::UnknownSpace(space.into()))
 }
 
 fn evict(inner: &mut Inner, space: &str, doc_id: &DocId) {
@@ -618,18 +785,27 @@ fn load<'a>(inner: &'a mut Inner, space: &str, doc_id: &DocId) -> Result<&'a mut
         let doc = read_doc(&inner.conn, space, &key.1)?;
         inner.docs.insert(key.clone(), doc);
     }
-    inner.docs.get_mut(&key).ok_or_else(|| Error::Internal("document cache".into()))
+    inner
+        .docs
+        .get_mut(&key)
+        .ok_or_else(|| Error::Internal("document cache".into()))
 }
 
 fn read_doc(conn: &Connection, space: &str, doc_id: &str) -> Result<Automerge> {
     let snapshot: Option<Vec<u8>> = conn
-        .query_row("SELECT snapshot FROM docs WHERE space_id = ?1 AND doc_id = ?2", params![space, doc_id], |r| r.get(0))
+        .query_row(
+            "SELECT snapshot FROM docs WHERE space_id = ?1 AND doc_id = ?2",
+            params![space, doc_id],
+            |r| r.get(0),
+        )
         .optional()?;
     let mut doc = match snapshot {
         Some(s) if !s.is_empty() => Automerge::load(&s)?,
         _ => Automerge::new(),
     };
-    let mut stmt = conn.prepare_cached("SELECT bytes FROM chunks WHERE space_id = ?1 AND doc_id = ?2 ORDER BY seq")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT bytes FROM chunks WHERE space_id = ?1 AND doc_id = ?2 ORDER BY seq",
+    )?;
     let mut rows = stmt.query(params![space, doc_id])?;
     while let Some(row) = rows.next()? {
         let bytes: Vec<u8> = row.get(0)?;
@@ -644,21 +820,36 @@ fn view<'a>(inner: &'a mut Inner, space: &str) -> Result<&'a SpaceView> {
         let v = SpaceView::read(load(inner, space, &DocId::Space)?)?;
         inner.views.insert(space.to_string(), v);
     }
-    inner.views.get(space).ok_or_else(|| Error::Internal("register cache".into()))
+    inner
+        .views
+        .get(space)
+        .ok_or_else(|| Error::Internal("register cache".into()))
 }
 
 struct Accepted {
     changes: Vec<(Change, Vec<u8>)>,
-    patches: Vec<automerge::Patch>,
+    /// What the changes wrote, for the query tables (only for projected kinds).
+    writes: Vec<Write>,
+}
+
+/// Kinds whose content feeds query tables.
+fn projected(doc_id: &DocId) -> bool {
+    matches!(doc_id, DocId::Space | DocId::Index { .. })
 }
 
 /// The one path by which changes enter a document: checks, merge, persist.
-fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, Vec<u8>)>) -> Result<ApplyReport> {
+fn merge(
+    inner: &mut Inner,
+    space: &str,
+    doc_id: &DocId,
+    changes: Vec<(Change, Vec<u8>)>,
+) -> Result<ApplyReport> {
     let mut report = ApplyReport::default();
     let did = doc_id.to_string();
-    // Load the register first (it may be this very document).
+    // Load the register first (it may be this very document), and take it out
+    // of the cache while the batch is judged: it goes back once persisted.
     view(inner, space)?;
-    let mut current = inner.views.get(space).cloned().unwrap_or_default();
+    let mut current = inner.views.remove(space).unwrap_or_default();
     let mut refused: Vec<(Option<ChangeHash>, Option<Vec<u8>>, Refusal)> = Vec::new();
     let mut flags: Vec<(Vec<u8>, ChangeHash)> = Vec::new();
     let mut pending = Vec::new();
@@ -685,9 +876,11 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
             let actor = c.actor_id().to_bytes().to_vec();
             let seq = c.seq();
             let stored: Option<Vec<u8>> = stmt
-                .query_row(params![space, did, actor, i64::try_from(seq).unwrap_or(i64::MAX)], |r| r.get(0))
+                .query_row(params![space, did, actor, seq_sql(seq)], |r| r.get(0))
                 .optional()?;
-            let other = stored.and_then(|h| ChangeHash::try_from(h.as_slice()).ok()).or_else(|| claimed.get(&(actor.clone(), seq)).copied());
+            let other = stored
+                .and_then(|h| ChangeHash::try_from(h.as_slice()).ok())
+                .or_else(|| claimed.get(&(actor.clone(), seq)).copied());
             match other {
                 Some(o) if o != c.hash() => {
                     // Only a correctly signed duplicate is evidence against the device.
@@ -704,8 +897,12 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
         }
         pending = keep;
     }
-    let mut accepted = Accepted { changes: Vec::new(), patches: Vec::new() };
-    let mut refused_hashes: HashSet<ChangeHash> = refused.iter().filter_map(|(h, _, _)| *h).collect();
+    let mut accepted = Accepted {
+        changes: Vec::new(),
+        writes: Vec::new(),
+    };
+    let mut refused_hashes: HashSet<ChangeHash> =
+        refused.iter().filter_map(|(h, _, _)| *h).collect();
     let doc = load(inner, space, doc_id)?;
     loop {
         let mut progress = false;
@@ -714,11 +911,19 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
             let h = c.hash();
             if c.deps().iter().any(|d| refused_hashes.contains(d)) {
                 refused_hashes.insert(h);
-                refused.push((Some(h), Some(c.actor_id().to_bytes().to_vec()), Refusal::Malformed("depends on a refused change".into())));
+                refused.push((
+                    Some(h),
+                    Some(c.actor_id().to_bytes().to_vec()),
+                    Refusal::Malformed("depends on a refused change".into()),
+                ));
                 progress = true;
                 continue;
             }
-            if !c.deps().iter().all(|d| doc.get_change_meta_by_hash(d).is_some()) {
+            if !c
+                .deps()
+                .iter()
+                .all(|d| doc.get_change_meta_by_hash(d).is_some())
+            {
                 next.push((c, sig));
                 continue;
             }
@@ -733,17 +938,22 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
                 refused.push((Some(h), Some(c.actor_id().to_bytes().to_vec()), reason));
                 continue;
             }
-            let mut log = PatchLog::active();
-            if let Err(e) = doc.apply_changes_log_patches([c.clone()], &mut log) {
+            if let Err(e) = doc.apply_changes([c.clone()]) {
                 refused_hashes.insert(h);
-                refused.push((Some(h), Some(c.actor_id().to_bytes().to_vec()), Refusal::Malformed(e.to_string())));
+                refused.push((
+                    Some(h),
+                    Some(c.actor_id().to_bytes().to_vec()),
+                    Refusal::Malformed(e.to_string()),
+                ));
                 continue;
             }
-            let patches = doc.make_patches(&mut log);
-            if *doc_id == DocId::Space {
-                current.refresh(doc, &Touched::from_patches(&patches))?;
+            if projected(doc_id) {
+                let writes = space::change_writes(doc, &c).unwrap_or_default();
+                if *doc_id == DocId::Space {
+                    current.refresh(doc, &Touched::from_writes(&writes))?;
+                }
+                accepted.writes.extend(writes);
             }
-            accepted.patches.extend(patches);
             report.accepted.push(h);
             accepted.changes.push((c, sig));
         }
@@ -753,15 +963,22 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
         }
     }
     report.missing_deps = pending.iter().map(|(c, _)| c.hash()).collect();
-    let refusal_rows: Vec<(Option<ChangeHash>, Refusal)> = refused.iter().map(|(h, _, r)| (*h, r.clone())).collect();
-    let result = persist_with_audit(inner, space, doc_id, &accepted, &refusal_rows, &flags);
+    let refusal_rows: Vec<(Option<ChangeHash>, Refusal)> =
+        refused.iter().map(|(h, _, r)| (*h, r.clone())).collect();
+    let result = persist_with_audit(
+        inner,
+        space,
+        doc_id,
+        &accepted,
+        &refusal_rows,
+        &flags,
+        &current,
+    );
     if let Err(e) = result {
         evict(inner, space, doc_id);
         return Err(e);
     }
-    if *doc_id == DocId::Space && !accepted.changes.is_empty() {
-        inner.views.insert(space.to_string(), current);
-    }
+    inner.views.insert(space.to_string(), current);
     report.refused = refusal_rows;
     Ok(report)
 }
@@ -773,6 +990,7 @@ fn persist_with_audit(
     accepted: &Accepted,
     refused: &[(Option<ChangeHash>, Refusal)],
     flags: &[(Vec<u8>, ChangeHash)],
+    view: &SpaceView,
 ) -> Result<()> {
     if accepted.changes.is_empty() {
         if !refused.is_empty() || !flags.is_empty() {
@@ -783,18 +1001,29 @@ fn persist_with_audit(
         }
         return Ok(());
     }
-    persist(inner, space, doc_id, accepted, refused)?;
+    persist(inner, space, doc_id, accepted, refused, Some(view))?;
     if !flags.is_empty() {
         record_flags(&inner.conn, space, flags)?;
     }
     Ok(())
 }
 
-fn record_refusals(conn: &Connection, space: &str, doc_id: &DocId, refused: &[(Option<ChangeHash>, Refusal)]) -> Result<()> {
+fn record_refusals(
+    conn: &Connection,
+    space: &str,
+    doc_id: &DocId,
+    refused: &[(Option<ChangeHash>, Refusal)],
+) -> Result<()> {
     let mut stmt = conn.prepare_cached("INSERT INTO refusals (space_id, doc_id, hash, actor, reason, at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)")?;
     let now = now_ms();
     for (h, r) in refused {
-        stmt.execute(params![space, doc_id.to_string(), h.map(|h| h.0.to_vec()), r.to_string(), now])?;
+        stmt.execute(params![
+            space,
+            doc_id.to_string(),
+            h.map(|h| h.0.to_vec()),
+            r.to_string(),
+            now
+        ])?;
     }
     Ok(())
 }
@@ -809,69 +1038,87 @@ fn record_flags(conn: &Connection, space: &str, flags: &[(Vec<u8>, ChangeHash)])
 
 /// Append the accepted changes as one chunk, their signatures, the refusals
 /// and the query-table updates, in one SQLite transaction; compact when due.
-fn persist(inner: &mut Inner, space: &str, doc_id: &DocId, accepted: &Accepted, refused: &[(Option<ChangeHash>, Refusal)]) -> Result<()> {
-    let Inner { conn, docs, views, .. } = inner;
+fn persist(
+    inner: &mut Inner,
+    space: &str,
+    doc_id: &DocId,
+    accepted: &Accepted,
+    refused: &[(Option<ChangeHash>, Refusal)],
+    view: Option<&SpaceView>,
+) -> Result<()> {
+    let Inner { conn, docs, .. } = inner;
     let did = doc_id.to_string();
-    let doc = docs.get(&(space.to_string(), did.clone())).ok_or_else(|| Error::Internal("document not loaded".into()))?;
+    let doc = docs
+        .get(&(space.to_string(), did.clone()))
+        .ok_or_else(|| Error::Internal("document not loaded".into()))?;
     let tx = conn.transaction()?;
-    let now = now_ms();
-    let chunk_count: i64 = tx
-        .query_row("SELECT chunk_count FROM docs WHERE space_id = ?1 AND doc_id = ?2", params![space, did], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
-    let heads: Vec<u8> = doc.get_heads().iter().flat_map(|h| h.0).collect();
-    if chunk_count + 1 >= COMPACT_AFTER {
-        tx.execute("DELETE FROM chunks WHERE space_id = ?1 AND doc_id = ?2", params![space, did])?;
-        tx.execute(
-            "INSERT INTO docs (space_id, doc_id, kind, snapshot, heads, chunk_count, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)
-             ON CONFLICT (space_id, doc_id) DO UPDATE SET snapshot = excluded.snapshot, heads = excluded.heads, chunk_count = 0, updated_at = excluded.updated_at",
-            params![space, did, doc_id.kind(), doc.save(), heads, now],
-        )?;
+    tx.prepare_cached("INSERT OR IGNORE INTO docs (space_id, doc_id, kind, snapshot, compacted_at) VALUES (?1, ?2, ?3, x'', 0)")?
+        .execute(params![space, did, doc_id.kind()])?;
+    let next: i64 = tx
+        .prepare_cached(
+            "SELECT coalesce(max(seq) + 1, 0) FROM chunks WHERE space_id = ?1 AND doc_id = ?2",
+        )?
+        .query_row(params![space, did], |r| r.get(0))?;
+    if next + 1 >= COMPACT_AFTER {
+        // Invariant: snapshot + chunks always load to the merged document;
+        // here the chunks are folded into the snapshot in the same transaction.
+        tx.prepare_cached("DELETE FROM chunks WHERE space_id = ?1 AND doc_id = ?2")?
+            .execute(params![space, did])?;
+        tx.prepare_cached(
+            "UPDATE docs SET snapshot = ?3, compacted_at = ?4 WHERE space_id = ?1 AND doc_id = ?2",
+        )?
+        .execute(params![space, did, doc.save(), now_ms()])?;
     } else {
         let mut bytes = Vec::new();
         for (c, _) in &accepted.changes {
             bytes.extend_from_slice(c.raw_bytes());
         }
-        tx.execute(
-            "INSERT INTO docs (space_id, doc_id, kind, snapshot, heads, chunk_count, updated_at) VALUES (?1, ?2, ?3, x'', ?4, 1, ?5)
-             ON CONFLICT (space_id, doc_id) DO UPDATE SET heads = excluded.heads, chunk_count = chunk_count + 1, updated_at = excluded.updated_at",
-            params![space, did, doc_id.kind(), heads, now],
-        )?;
-        tx.execute("INSERT INTO chunks (space_id, doc_id, seq, bytes) VALUES (?1, ?2, ?3, ?4)", params![space, did, chunk_count, bytes])?;
+        tx.prepare_cached(
+            "INSERT INTO chunks (space_id, doc_id, seq, bytes) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![space, did, next, bytes])?;
     }
     {
-        let mut stmt = tx.prepare_cached("INSERT INTO changes (space_id, doc_id, hash, actor, seq, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+        let mut stmt = tx.prepare_cached("INSERT INTO changes (space_id, doc_id, actor, seq, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
         for (c, sig) in &accepted.changes {
-            stmt.execute(params![space, did, c.hash().0.to_vec(), c.actor_id().to_bytes(), i64::try_from(c.seq()).unwrap_or(i64::MAX), sig])?;
+            stmt.execute(params![
+                space,
+                did,
+                c.actor_id().to_bytes(),
+                seq_sql(c.seq()),
+                c.hash().0.to_vec(),
+                sig
+            ])?;
         }
     }
-    record_refusals(&tx, space, doc_id, refused)?;
+    if !refused.is_empty() {
+        record_refusals(&tx, space, doc_id, refused)?;
+    }
     match doc_id {
         DocId::Space => {
-            // The register cache is refreshed by the caller; project from the document.
-            let touched = Touched::from_patches(&accepted.patches);
-            let fresh;
-            let v = match views.get(space) {
-                Some(v) if touched.is_empty() => v,
-                _ => {
-                    let mut base = views.get(space).cloned().unwrap_or_default();
-                    base.refresh(doc, &touched)?;
-                    fresh = base;
-                    &fresh
-                }
-            };
-            project::space(&tx, space, v, &touched)?;
+            let v = view.ok_or_else(|| {
+                Error::Internal("the register is needed to project the space".into())
+            })?;
+            project::space(&tx, space, v, &Touched::from_writes(&accepted.writes))?;
         }
-        DocId::Index { .. } => project::index(&tx, space, doc, &accepted.patches)?,
+        DocId::Index { .. } => project::index(&tx, space, doc, &accepted.writes)?,
         _ => {}
     }
     tx.commit()?;
     Ok(())
 }
 
-/// Keys touched by a batch, for callers that project other kinds.
-pub(crate) fn root_keys(patches: &[automerge::Patch]) -> BTreeSet<String> {
-    patches.iter().filter_map(|p| space::patch_path(p).into_iter().next()).collect()
+/// Sequence numbers are stored as SQLite integers.
+fn seq_sql(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// The root keys a batch wrote.
+pub(crate) fn root_keys(writes: &[Write]) -> BTreeSet<String> {
+    writes
+        .iter()
+        .filter_map(|w| w.path.first().cloned())
+        .collect()
 }
 
 #[cfg(test)]

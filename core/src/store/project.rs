@@ -3,19 +3,25 @@
 //! Each projection rewrites exactly the rows of the entries a write touched.
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ObjType, Patch, ROOT};
+use automerge::{Automerge, ObjType, ROOT};
 use rusqlite::{Connection, params};
 
 use crate::error::Result;
-use crate::space::{Section, SpaceView, Touched, get_i64, get_str, map_at};
+use crate::space::{Section, SpaceView, Touched, Write, get_i64, get_str, map_at};
 
 pub(super) fn space(tx: &Connection, space: &str, v: &SpaceView, touched: &Touched) -> Result<()> {
     for (section, keys) in &touched.0 {
         for key in keys {
             match section {
                 Section::Members => {
-                    tx.execute("DELETE FROM members WHERE space_id = ?1 AND member_id = ?2", params![space, key])?;
-                    tx.execute("DELETE FROM devices WHERE space_id = ?1 AND member_id = ?2", params![space, key])?;
+                    tx.execute(
+                        "DELETE FROM members WHERE space_id = ?1 AND member_id = ?2",
+                        params![space, key],
+                    )?;
+                    tx.execute(
+                        "DELETE FROM devices WHERE space_id = ?1 AND member_id = ?2",
+                        params![space, key],
+                    )?;
                     if let Some(m) = v.members.get(key) {
                         let roles: Vec<&str> = m.roles.iter().map(|r| r.as_str()).collect();
                         tx.execute(
@@ -29,7 +35,10 @@ pub(super) fn space(tx: &Connection, space: &str, v: &SpaceView, touched: &Touch
                     }
                 }
                 Section::Units => {
-                    tx.execute("DELETE FROM units WHERE space_id = ?1 AND unit_id = ?2", params![space, key])?;
+                    tx.execute(
+                        "DELETE FROM units WHERE space_id = ?1 AND unit_id = ?2",
+                        params![space, key],
+                    )?;
                     if let Some(u) = v.units.get(key) {
                         tx.execute(
                             "INSERT INTO units (space_id, unit_id, building, entrance, room, area_centi, grid_id, household_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -39,7 +48,10 @@ pub(super) fn space(tx: &Connection, space: &str, v: &SpaceView, touched: &Touch
                 }
                 Section::Links => {
                     let (member, unit) = key.split_once(':').unwrap_or((key.as_str(), ""));
-                    tx.execute("DELETE FROM links WHERE space_id = ?1 AND member_id = ?2 AND unit_id = ?3", params![space, member, unit])?;
+                    tx.execute(
+                        "DELETE FROM links WHERE space_id = ?1 AND member_id = ?2 AND unit_id = ?3",
+                        params![space, member, unit],
+                    )?;
                     if let Some(l) = v.links.get(key) {
                         tx.execute(
                             "INSERT INTO links (space_id, member_id, unit_id, relation, verified) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -48,13 +60,22 @@ pub(super) fn space(tx: &Connection, space: &str, v: &SpaceView, touched: &Touch
                     }
                 }
                 Section::Grids => {
-                    tx.execute("DELETE FROM grids WHERE space_id = ?1 AND grid_id = ?2", params![space, key])?;
+                    tx.execute(
+                        "DELETE FROM grids WHERE space_id = ?1 AND grid_id = ?2",
+                        params![space, key],
+                    )?;
                     if let Some(name) = v.grids.get(key) {
-                        tx.execute("INSERT INTO grids (space_id, grid_id, name) VALUES (?1, ?2, ?3)", params![space, key, name])?;
+                        tx.execute(
+                            "INSERT INTO grids (space_id, grid_id, name) VALUES (?1, ?2, ?3)",
+                            params![space, key, name],
+                        )?;
                     }
                 }
                 Section::Households => {
-                    tx.execute("DELETE FROM households WHERE space_id = ?1 AND household_id = ?2", params![space, key])?;
+                    tx.execute(
+                        "DELETE FROM households WHERE space_id = ?1 AND household_id = ?2",
+                        params![space, key],
+                    )?;
                     if let Some(label) = v.households.get(key) {
                         tx.execute("INSERT INTO households (space_id, household_id, label) VALUES (?1, ?2, ?3)", params![space, key, label])?;
                     }
@@ -64,13 +85,23 @@ pub(super) fn space(tx: &Connection, space: &str, v: &SpaceView, touched: &Touch
         }
     }
     if touched.meta_touched() {
-        tx.execute("UPDATE spaces SET name = ?2 WHERE space_id = ?1", params![space, v.name])?;
+        tx.execute(
+            "UPDATE spaces SET name = ?2 WHERE space_id = ?1",
+            params![space, v.name],
+        )?;
     }
     Ok(())
 }
 
 /// The item index: `ROOT[<item id>] = { kind, title, created_by, created_at }`.
-pub(super) fn write_index_entry<T: Transactable>(tx: &mut T, item: &str, kind: &str, title: &str, by: &str, now: i64) -> Result<()> {
+pub(super) fn write_index_entry<T: Transactable>(
+    tx: &mut T,
+    item: &str,
+    kind: &str,
+    title: &str,
+    by: &str,
+    now: i64,
+) -> Result<()> {
     let e = tx.put_object(ROOT, item, ObjType::Map)?;
     tx.put(&e, "kind", kind)?;
     tx.put(&e, "title", title)?;
@@ -79,9 +110,12 @@ pub(super) fn write_index_entry<T: Transactable>(tx: &mut T, item: &str, kind: &
     Ok(())
 }
 
-pub(super) fn index(tx: &Connection, space: &str, doc: &Automerge, patches: &[Patch]) -> Result<()> {
-    for item in super::root_keys(patches) {
-        tx.execute("DELETE FROM items WHERE space_id = ?1 AND item_id = ?2", params![space, item])?;
+pub(super) fn index(tx: &Connection, space: &str, doc: &Automerge, writes: &[Write]) -> Result<()> {
+    for item in super::root_keys(writes) {
+        tx.execute(
+            "DELETE FROM items WHERE space_id = ?1 AND item_id = ?2",
+            params![space, item],
+        )?;
         if let Some(e) = map_at(doc, &ROOT, &item) {
             tx.execute(
                 "INSERT INTO items (space_id, item_id, kind, title, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -11,15 +11,16 @@
 //!    - `spaces(space_id, name, member_id)`: the spaces this store holds, and
 //!      the member this device is in each (NULL on a server or hub that only
 //!      hosts the space).
-//!    - `docs(space_id, doc_id, kind, snapshot, heads, chunk_count, updated_at)`:
-//!      one automerge document; `snapshot` is a full `save()` (may be empty),
-//!      `heads` the concatenated 32-byte head hashes after the last write.
+//!    - `docs(space_id, doc_id, kind, snapshot, compacted_at)`: one automerge
+//!      document; `snapshot` is a full `save()` (empty until the first
+//!      compaction). Written when the document is made and when it is
+//!      compacted, not on every change.
 //!    - `chunks(space_id, doc_id, seq, bytes)`: changes appended since the
 //!      snapshot, in order. Snapshot + chunks load the document; compaction
 //!      folds the chunks into a new snapshot in the same transaction.
-//!    - `changes(space_id, doc_id, hash, actor, seq, signature)`: every merged
-//!      change's signature, and the (actor, seq) index that detects
-//!      equivocation.
+//!    - `changes(space_id, doc_id, actor, seq, hash, signature)`: every merged
+//!      change's signature, keyed by (actor, seq): the key that detects
+//!      equivocation and finds a change's signature (a change names both).
 //!    - `refusals(id, space_id, doc_id, hash, actor, reason, at)`: the audit
 //!      trail of refused changes.
 //!    - `flags(space_id, device, reason, evidence, at)`: devices caught
@@ -51,9 +52,7 @@ pub const MIGRATIONS: &[&str] = &[
         doc_id TEXT NOT NULL,
         kind TEXT NOT NULL,
         snapshot BLOB NOT NULL,
-        heads BLOB NOT NULL,
-        chunk_count INTEGER NOT NULL,
-        updated_at INTEGER NOT NULL,
+        compacted_at INTEGER NOT NULL,
         PRIMARY KEY (space_id, doc_id)
      ) STRICT;
      CREATE TABLE chunks (
@@ -62,17 +61,16 @@ pub const MIGRATIONS: &[&str] = &[
         seq INTEGER NOT NULL,
         bytes BLOB NOT NULL,
         PRIMARY KEY (space_id, doc_id, seq)
-     ) STRICT;
+     ) STRICT, WITHOUT ROWID;
      CREATE TABLE changes (
         space_id TEXT NOT NULL,
         doc_id TEXT NOT NULL,
-        hash BLOB NOT NULL,
         actor BLOB NOT NULL,
         seq INTEGER NOT NULL,
+        hash BLOB NOT NULL,
         signature BLOB NOT NULL,
-        PRIMARY KEY (space_id, doc_id, hash),
-        UNIQUE (space_id, doc_id, actor, seq)
-     ) STRICT;
+        PRIMARY KEY (space_id, doc_id, actor, seq)
+     ) STRICT, WITHOUT ROWID;
      CREATE TABLE refusals (
         id INTEGER PRIMARY KEY,
         space_id TEXT NOT NULL,
@@ -147,9 +145,17 @@ pub fn migrate_to(conn: &mut Connection, target: usize) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
-        return Err(Error::SchemaTooNew { found: version, known });
+        return Err(Error::SchemaTooNew {
+            found: version,
+            known,
+        });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().take(target).skip(version.max(0) as usize) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target)
+        .skip(version.max(0) as usize)
+    {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -181,19 +187,25 @@ mod tests {
         let mut fresh = Connection::open_in_memory().expect("open");
         migrate(&mut fresh).expect("fresh");
         let want = schema(&fresh);
-        assert!(want.iter().any(|(n, _)| n == "members"), "the latest schema has the query tables");
+        assert!(
+            want.iter().any(|(n, _)| n == "members"),
+            "the latest schema has the query tables"
+        );
         for start in 0..MIGRATIONS.len() {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join("old.db");
             {
                 let mut old = Connection::open(&path).expect("open");
                 migrate_to(&mut old, start).expect("old");
-                old.execute_batch("INSERT INTO meta VALUES ('probe', x'01')").ok();
+                old.execute_batch("INSERT INTO meta VALUES ('probe', x'01')")
+                    .ok();
             }
             let mut conn = Connection::open(&path).expect("reopen");
             migrate(&mut conn).expect("upgrade");
             assert_eq!(schema(&conn), want, "upgrade from version {start}");
-            let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+            let v: i64 = conn
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .expect("version");
             assert_eq!(v, MIGRATIONS.len() as i64);
         }
     }
@@ -202,6 +214,9 @@ mod tests {
     fn a_newer_store_is_refused() {
         let mut conn = Connection::open_in_memory().expect("open");
         conn.pragma_update(None, "user_version", 99).expect("set");
-        assert!(matches!(migrate(&mut conn), Err(Error::SchemaTooNew { found: 99, .. })));
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(Error::SchemaTooNew { found: 99, .. })
+        ));
     }
 }
