@@ -579,6 +579,10 @@ pub enum SpaceEdit {
     RemoveMember {
         member: String,
     },
+    SetHousehold {
+        member: String,
+        household: Option<String>,
+    },
     AddGrid {
         grid: String,
         name: String,
@@ -694,6 +698,20 @@ pub fn apply_edit<T: Transactable>(
             let m = member_obj(tx, member)?;
             tx.put(&m, "status", MemberStatus::Removed.as_str())?;
             tx.put(&m, "removed_at", now)?;
+        }
+        SpaceEdit::SetHousehold { member, household } => {
+            require(pre.members.contains_key(member), "unknown member")?;
+            require(
+                household
+                    .as_ref()
+                    .is_none_or(|h| pre.households.contains_key(h)),
+                "unknown household",
+            )?;
+            let m = member_obj(tx, member)?;
+            match household {
+                Some(h) => tx.put(&m, "household", h.as_str())?,
+                None => tx.delete(&m, "household")?,
+            }
         }
         SpaceEdit::AddGrid { grid, name } => {
             token(grid, "grid id")?;

@@ -332,3 +332,100 @@ fn compaction_keeps_every_change_and_loads_the_same_document() {
         "every signature kept"
     );
 }
+
+#[test]
+fn households_link_members_and_units() {
+    let s = phone();
+    let space = s.create_space("s", "c").expect("create");
+    let me = s.my_member(&space).expect("me");
+    s.edit_space(
+        &space,
+        &[SpaceEdit::AddHousehold {
+            household: "h1".into(),
+            label: "3栋502户".into(),
+        }],
+    )
+    .expect("household");
+    s.edit_space(
+        &space,
+        &[
+            SpaceEdit::AddUnit {
+                unit: "u1".into(),
+                building: "3".into(),
+                entrance: "1".into(),
+                room: "502".into(),
+                area_centi: 9_000,
+                grid: None,
+                household: Some("h1".into()),
+            },
+            SpaceEdit::SetHousehold {
+                member: me.clone(),
+                household: Some("h1".into()),
+            },
+        ],
+    )
+    .expect("unit and member");
+    let v = s.view(&space).expect("view");
+    assert_eq!(v.members[&me].household.as_deref(), Some("h1"));
+    assert_eq!(v.units["u1"].household.as_deref(), Some("h1"));
+    assert!(matches!(
+        s.edit_space(
+            &space,
+            &[SpaceEdit::SetHousehold {
+                member: me.clone(),
+                household: Some("nope".into())
+            }]
+        ),
+        Err(Error::Invalid(_))
+    ));
+    s.edit_space(
+        &space,
+        &[SpaceEdit::SetHousehold {
+            member: me.clone(),
+            household: None,
+        }],
+    )
+    .expect("clear");
+    assert_eq!(s.view(&space).expect("view").members[&me].household, None);
+}
+
+#[test]
+fn the_store_is_safe_to_use_from_several_threads() {
+    let s = std::sync::Arc::new(phone());
+    let space = s.create_space("s", "c").expect("create");
+    let me = s.my_member(&space).expect("me");
+    let rx = s.subscribe();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (s, space, me) = (s.clone(), space.clone(), me.clone());
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    if t == 0 {
+                        s.edit_space(&space, &[unit(&format!("u{i}"), 1_000 + i)])
+                            .expect("unit");
+                    } else {
+                        s.write(&space, &DocId::own_private(&me, &format!("t{t}")), |tx| {
+                            tx.put(ROOT, format!("k{i}"), i)?;
+                            Ok(())
+                        })
+                        .expect("write");
+                    }
+                    let _ = s.members(&space, 0, 10).expect("read while others write");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    assert_eq!(s.units(&space, 0, 1_000).expect("units").len(), 25);
+    for t in 1..4 {
+        assert_eq!(
+            s.read(&space, &DocId::own_private(&me, &format!("t{t}")), |d| d
+                .length(ROOT))
+                .expect("read"),
+            25
+        );
+    }
+    assert_eq!(rx.try_iter().count(), 100, "one event per committed write");
+}
