@@ -120,10 +120,7 @@ pub struct LinliApp {
 }
 
 fn page(offset: i64, limit: i64) -> (u32, u32) {
-    (
-        u32::try_from(offset.max(0)).unwrap_or(u32::MAX),
-        u32::try_from(limit.clamp(0, 10_000)).unwrap_or(10_000),
-    )
+    (u32::try_from(offset.max(0)).unwrap_or(u32::MAX), u32::try_from(limit.clamp(0, 10_000)).unwrap_or(10_000))
 }
 
 #[uniffi::export]
@@ -131,9 +128,7 @@ impl LinliApp {
     /// Open (or create) the store in `data_dir`.
     #[uniffi::constructor]
     pub fn open(data_dir: String) -> Result<Arc<Self>> {
-        std::fs::create_dir_all(&data_dir).map_err(|e| LinliError::Internal {
-            detail: e.kind().to_string(),
-        })?;
+        std::fs::create_dir_all(&data_dir).map_err(|e| LinliError::Internal { detail: e.kind().to_string() })?;
         let store = Store::open(std::path::Path::new(&data_dir).join("linli.db"))?;
         Ok(Arc::new(LinliApp { store }))
     }
@@ -151,11 +146,7 @@ impl LinliApp {
             .store
             .spaces()?
             .into_iter()
-            .map(|s| SpaceInfo {
-                space_id: s.space_id,
-                name: s.name,
-                member_id: s.member_id,
-            })
+            .map(|s| SpaceInfo { space_id: s.space_id, name: s.name, member_id: s.member_id })
             .collect())
     }
 
@@ -202,48 +193,19 @@ impl LinliApp {
     ) -> Result<()> {
         self.store.edit_space(
             &space_id,
-            &[SpaceEdit::AddUnit {
-                unit: unit_id,
-                building,
-                entrance,
-                room,
-                area_centi,
-                grid: None,
-                household: None,
-            }],
+            &[SpaceEdit::AddUnit { unit: unit_id, building, entrance, room, area_centi, grid: None, household: None }],
         )?;
         Ok(())
     }
 
-    pub fn set_role(
-        &self,
-        space_id: String,
-        member_id: String,
-        role: Role,
-        granted: bool,
-    ) -> Result<()> {
-        self.store.edit_space(
-            &space_id,
-            &[SpaceEdit::SetRole {
-                member: member_id,
-                role: role.into(),
-                granted,
-            }],
-        )?;
+    pub fn set_role(&self, space_id: String, member_id: String, role: Role, granted: bool) -> Result<()> {
+        self.store.edit_space(&space_id, &[SpaceEdit::SetRole { member: member_id, role: role.into(), granted }])?;
         Ok(())
     }
 
-    pub fn create_invite(
-        &self,
-        space_id: String,
-        name: String,
-        roles: Vec<Role>,
-    ) -> Result<Invitation> {
+    pub fn create_invite(&self, space_id: String, name: String, roles: Vec<Role>) -> Result<Invitation> {
         let roles: Vec<CoreRole> = roles.into_iter().map(CoreRole::from).collect();
         let inv = self.store.create_invite(&space_id, &name, &roles, None)?;
-        Ok(Invitation {
-            code: inv.code,
-            member_id: inv.member_id,
-        })
+        Ok(Invitation { code: inv.code, member_id: inv.member_id })
     }
 }

@@ -27,10 +27,8 @@ fn quick() -> bool {
 
 fn plain_conn(path: &std::path::Path) -> Connection {
     let conn = Connection::open(path).expect("open");
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .expect("wal");
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .expect("sync");
+    conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
+    conn.pragma_update(None, "synchronous", "NORMAL").expect("sync");
     conn
 }
 
@@ -43,7 +41,10 @@ fn local_write() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Baseline: the same row, one transaction each.
     let conn = plain_conn(&dir.path().join("plain.db"));
-    conn.execute_batch("CREATE TABLE posts (id TEXT PRIMARY KEY, member TEXT NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL)").expect("table");
+    conn.execute_batch(
+        "CREATE TABLE posts (id TEXT PRIMARY KEY, member TEXT NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL)",
+    )
+    .expect("table");
     let body = "三号楼东侧路灯不亮已经一周了，晚上老人出门不方便，请尽快维修。";
     let t = Instant::now();
     for i in 0..n {
@@ -81,11 +82,7 @@ fn local_write() {
         per_op(plain, n),
         linli.as_secs_f64() / plain.as_secs_f64()
     );
-    println!(
-        "                {} bytes on disk per write (plain SQLite: {})",
-        bytes / n as u64,
-        plain_bytes / n as u64
-    );
+    println!("                {} bytes on disk per write (plain SQLite: {})", bytes / n as u64, plain_bytes / n as u64);
 }
 
 /// The database file's size once its WAL is folded in.
@@ -98,8 +95,7 @@ fn checkpointed_size(db: &std::path::Path) -> u64 {
 
 fn file_size(db: &std::path::Path) -> u64 {
     let wal = db.with_extension("db-wal");
-    std::fs::metadata(db).map(|m| m.len()).unwrap_or(0)
-        + std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+    std::fs::metadata(db).map(|m| m.len()).unwrap_or(0) + std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
 }
 
 fn build_large(path: &std::path::Path, plain: &std::path::Path) -> String {
@@ -129,10 +125,7 @@ fn build_large(path: &std::path::Path, plain: &std::path::Path) -> String {
     for chunk in edits.chunks(200) {
         store.edit_space(&space, chunk).expect("edit");
     }
-    eprintln!(
-        "(built {members} members and {units} units in {:.1} s)",
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("(built {members} members and {units} units in {:.1} s)", t.elapsed().as_secs_f64());
     let conn = plain_conn(plain);
     conn.execute_batch("CREATE TABLE members (member_id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, roles TEXT NOT NULL); CREATE INDEX by_name ON members (name);").expect("t");
     let tx = conn.unchecked_transaction().expect("tx");
@@ -152,12 +145,11 @@ fn cold_open_child(path: &str, space: &str, plain: bool) {
     let t = Instant::now();
     let n = if plain {
         let conn = plain_conn(std::path::Path::new(path));
-        let mut stmt = conn.prepare("SELECT member_id, name, status, roles FROM members ORDER BY name, member_id LIMIT 50").expect("prep");
-        let rows: Vec<(String, String)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("q")
-            .collect::<Result<_, _>>()
-            .expect("rows");
+        let mut stmt = conn
+            .prepare("SELECT member_id, name, status, roles FROM members ORDER BY name, member_id LIMIT 50")
+            .expect("prep");
+        let rows: Vec<(String, String)> =
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("q").collect::<Result<_, _>>().expect("rows");
         rows.len()
     } else {
         let store = Store::open(path).expect("open");
@@ -181,10 +173,7 @@ fn peak_kib() -> u64 {
 }
 
 fn run_child(args: &[&str]) -> (f64, f64) {
-    let out = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .args(args)
-        .output()
-        .expect("child");
+    let out = std::process::Command::new(std::env::current_exe().expect("exe")).args(args).output().expect("child");
     let s = String::from_utf8_lossy(&out.stdout);
     let mut it = s.split_whitespace();
     let us: f64 = it.next().and_then(|v| v.parse().ok()).expect("µs");
@@ -216,10 +205,7 @@ fn cold_open() {
         "cold open     : linli {lm:.2} ms to the first page of members (peak {lk:.1} MiB); plain SQLite {bm:.2} ms (peak {bk:.1} MiB); ratio {:.2}x",
         lm / bm
     );
-    println!(
-        "                store file {:.1} MiB",
-        file_size(&path) as f64 / 1048576.0
-    );
+    println!("                store file {:.1} MiB", file_size(&path) as f64 / 1048576.0);
 }
 
 fn main() {
@@ -230,8 +216,7 @@ fn main() {
         _ => {}
     }
     let only = |name: &str| {
-        !args.iter().any(|a| a.starts_with("--only-"))
-            || args.iter().any(|a| a == &format!("--only-{name}"))
+        !args.iter().any(|a| a.starts_with("--only-")) || args.iter().any(|a| a == &format!("--only-{name}"))
     };
     if only("write") {
         local_write();

@@ -25,8 +25,7 @@ use crate::error::Error;
 pub(crate) fn valid_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -40,20 +39,10 @@ pub enum Visibility {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DocId {
     Space,
-    Index {
-        year: u16,
-    },
-    Item {
-        item: String,
-    },
-    Results {
-        item: String,
-    },
-    Own {
-        member: String,
-        visibility: Visibility,
-        part: String,
-    },
+    Index { year: u16 },
+    Item { item: String },
+    Results { item: String },
+    Own { member: String, visibility: Visibility, part: String },
 }
 
 /// Who may write a document kind.
@@ -77,38 +66,26 @@ pub enum Readers {
 
 impl DocId {
     pub fn own_public(member: &str, part: &str) -> Self {
-        DocId::Own {
-            member: member.into(),
-            visibility: Visibility::Public,
-            part: part.into(),
-        }
+        DocId::Own { member: member.into(), visibility: Visibility::Public, part: part.into() }
     }
 
     pub fn own_private(member: &str, part: &str) -> Self {
-        DocId::Own {
-            member: member.into(),
-            visibility: Visibility::Private,
-            part: part.into(),
-        }
+        DocId::Own { member: member.into(), visibility: Visibility::Private, part: part.into() }
     }
 
     pub fn writers(&self) -> Writers {
         match self {
             DocId::Space => Writers::SpaceRegister,
-            DocId::Index { .. } | DocId::Item { .. } | DocId::Results { .. } => {
-                Writers::Coordinators
-            }
+            DocId::Index { .. } | DocId::Item { .. } | DocId::Results { .. } => Writers::Coordinators,
             DocId::Own { member, .. } => Writers::Member(member.clone()),
         }
     }
 
     pub fn readers(&self) -> Readers {
         match self {
-            DocId::Own {
-                member,
-                visibility: Visibility::Private,
-                ..
-            } => Readers::MemberAndCoordinators(member.clone()),
+            DocId::Own { member, visibility: Visibility::Private, .. } => {
+                Readers::MemberAndCoordinators(member.clone())
+            }
             _ => Readers::AllMembers,
         }
     }
@@ -132,11 +109,7 @@ impl fmt::Display for DocId {
             DocId::Index { year } => write!(f, "index/{year}"),
             DocId::Item { item } => write!(f, "item/{item}"),
             DocId::Results { item } => write!(f, "results/{item}"),
-            DocId::Own {
-                member,
-                visibility,
-                part,
-            } => {
+            DocId::Own { member, visibility, part } => {
                 let v = match visibility {
                     Visibility::Public => "pub",
                     Visibility::Private => "priv",
@@ -153,11 +126,7 @@ impl FromStr for DocId {
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = || Error::Invalid("malformed document id".into());
         let token = |t: &str| {
-            if valid_token(t) {
-                Ok(t.to_string())
-            } else {
-                Err(bad())
-            }
+            if valid_token(t) { Ok(t.to_string()) } else { Err(bad()) }
         };
         let parts: Vec<&str> = s.split('/').collect();
         Ok(match parts.as_slice() {
@@ -208,47 +177,25 @@ mod tests {
         let ids = [
             DocId::Space,
             DocId::Index { year: 2026 },
-            DocId::Item {
-                item: "a1b2".into(),
-            },
-            DocId::Results {
-                item: "a1b2".into(),
-            },
+            DocId::Item { item: "a1b2".into() },
+            DocId::Results { item: "a1b2".into() },
             DocId::own_public("m1", "2026"),
             DocId::own_private("m1", "v-9"),
         ];
         for id in ids {
             assert_eq!(id.to_string().parse::<DocId>().ok(), Some(id));
         }
-        for junk in [
-            "",
-            "space/x",
-            "index/26",
-            "item/",
-            "item/A",
-            "own/m/pub",
-            "own/m/x/p",
-            "own/../pub/p",
-            "item/a b",
-        ] {
+        for junk in ["", "space/x", "index/26", "item/", "item/A", "own/m/pub", "own/m/x/p", "own/../pub/p", "item/a b"]
+        {
             assert!(junk.parse::<DocId>().is_err(), "{junk:?} should be refused");
         }
     }
 
     #[test]
     fn private_contributions_are_read_by_member_and_coordinators_only() {
-        assert_eq!(
-            DocId::own_private("m1", "x").readers(),
-            Readers::MemberAndCoordinators("m1".into())
-        );
+        assert_eq!(DocId::own_private("m1", "x").readers(), Readers::MemberAndCoordinators("m1".into()));
         assert_eq!(DocId::own_public("m1", "x").readers(), Readers::AllMembers);
-        assert_eq!(
-            DocId::own_public("m1", "x").writers(),
-            Writers::Member("m1".into())
-        );
-        assert_eq!(
-            DocId::Item { item: "i".into() }.writers(),
-            Writers::Coordinators
-        );
+        assert_eq!(DocId::own_public("m1", "x").writers(), Writers::Member("m1".into()));
+        assert_eq!(DocId::Item { item: "i".into() }.writers(), Writers::Coordinators);
     }
 }

@@ -43,8 +43,8 @@ impl DeviceId {
 
     pub fn from_hex(s: &str) -> Result<Self> {
         let bytes = hex::decode(s).map_err(|_| Error::Invalid("device id is not hex".into()))?;
-        let arr = <[u8; 32]>::try_from(bytes.as_slice())
-            .map_err(|_| Error::Invalid("device id must be 32 bytes".into()))?;
+        let arr =
+            <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| Error::Invalid("device id must be 32 bytes".into()))?;
         Ok(DeviceId(arr))
     }
 }
@@ -73,9 +73,7 @@ impl DeviceKey {
     }
 
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        DeviceKey {
-            signing: SigningKey::from_bytes(&seed),
-        }
+        DeviceKey { signing: SigningKey::from_bytes(&seed) }
     }
 
     pub(crate) fn seed(&self) -> [u8; 32] {
@@ -111,15 +109,10 @@ fn change_message(hash: &ChangeHash) -> [u8; 48] {
 }
 
 /// Check that `signature` is `device`'s signature over the change `hash`.
-pub fn verify_change(
-    device: &DeviceId,
-    hash: &ChangeHash,
-    signature: &[u8],
-) -> Result<(), Refusal> {
+pub fn verify_change(device: &DeviceId, hash: &ChangeHash, signature: &[u8]) -> Result<(), Refusal> {
     let key = VerifyingKey::from_bytes(&device.0).map_err(|_| Refusal::BadSignature)?;
     let sig = <[u8; 64]>::try_from(signature).map_err(|_| Refusal::BadSignature)?;
-    key.verify_strict(&change_message(hash), &Signature::from_bytes(&sig))
-        .map_err(|_| Refusal::BadSignature)
+    key.verify_strict(&change_message(hash), &Signature::from_bytes(&sig)).map_err(|_| Refusal::BadSignature)
 }
 
 /// Verify a tagged message signature (request signing).
@@ -199,18 +192,9 @@ mod tests {
         let h = ChangeHash([9; 32]);
         let sig = k.sign_change(&h);
         assert_eq!(verify_change(&k.id(), &h, &sig), Ok(()));
-        assert_eq!(
-            verify_change(&other.id(), &h, &sig),
-            Err(Refusal::BadSignature)
-        );
-        assert_eq!(
-            verify_change(&k.id(), &ChangeHash([8; 32]), &sig),
-            Err(Refusal::BadSignature)
-        );
-        assert_eq!(
-            verify_change(&k.id(), &h, &sig[..10]),
-            Err(Refusal::BadSignature)
-        );
+        assert_eq!(verify_change(&other.id(), &h, &sig), Err(Refusal::BadSignature));
+        assert_eq!(verify_change(&k.id(), &ChangeHash([8; 32]), &sig), Err(Refusal::BadSignature));
+        assert_eq!(verify_change(&k.id(), &h, &sig[..10]), Err(Refusal::BadSignature));
         // A change signature is not a valid tagged-message signature.
         assert!(!verify_tagged(&k.id(), b"linli/request/v1\0", &h.0, &sig));
     }
@@ -221,10 +205,7 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
             let enc = base32::encode(&data);
             assert_eq!(base32::decode(&enc).as_deref(), Some(data.as_slice()));
-            assert_eq!(
-                base32::decode(&enc.to_lowercase()).as_deref(),
-                Some(data.as_slice())
-            );
+            assert_eq!(base32::decode(&enc.to_lowercase()).as_deref(), Some(data.as_slice()));
         }
         assert_eq!(base32::decode("O1"), base32::decode("01"));
         assert!(base32::decode("U!").is_none());

@@ -13,6 +13,8 @@
 //! * [`trust`]: the pure check a change passes before it is merged.
 //! * [`store`]: the SQLite store that holds documents, signatures, the audit
 //!   trail and the query tables list views read.
+//! * [`sync`]: the sync protocol (sans-I/O), its HTTP transport and the
+//!   phone-hosted meeting hub.
 //!
 //! ```
 //! use linli_core::{space::{Role, SpaceEdit}, store::Store};
@@ -35,6 +37,7 @@ pub mod error;
 pub mod identity;
 pub mod space;
 pub mod store;
+pub mod sync;
 pub mod trust;
 
 pub use error::{Error, Refusal, Result};

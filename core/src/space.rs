@@ -45,12 +45,7 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
-        Role::Resident,
-        Role::Volunteer,
-        Role::Coordinator,
-        Role::Admin,
-    ];
+    pub const ALL: [Role; 4] = [Role::Resident, Role::Volunteer, Role::Coordinator, Role::Admin];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -88,9 +83,7 @@ impl Relation {
     }
 
     pub fn parse(s: &str) -> Option<Relation> {
-        [Relation::Owner, Relation::Tenant, Relation::Family]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [Relation::Owner, Relation::Tenant, Relation::Family].into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -285,8 +278,7 @@ impl SpaceView {
                     },
                     Section::Households => match entry {
                         Some(e) => {
-                            self.households
-                                .insert(key.clone(), get_str(doc, &e, "label").unwrap_or_default());
+                            self.households.insert(key.clone(), get_str(doc, &e, "label").unwrap_or_default());
                         }
                         None => {
                             self.households.remove(key);
@@ -294,8 +286,7 @@ impl SpaceView {
                     },
                     Section::Grids => match entry {
                         Some(e) => {
-                            self.grids
-                                .insert(key.clone(), get_str(doc, &e, "name").unwrap_or_default());
+                            self.grids.insert(key.clone(), get_str(doc, &e, "name").unwrap_or_default());
                         }
                         None => {
                             self.grids.remove(key);
@@ -326,11 +317,19 @@ impl SpaceView {
         Ok(())
     }
 
+    /// Whether `member` may read `doc` (its kind's reader set).
+    pub fn may_read(&self, member: &str, doc: &crate::doc::DocId) -> bool {
+        match doc.readers() {
+            crate::doc::Readers::AllMembers => self.members.contains_key(member),
+            crate::doc::Readers::MemberAndCoordinators(m) => {
+                m == member || self.members.get(member).is_some_and(Member::is_privileged)
+            }
+        }
+    }
+
     /// Units whose owner link a coordinator has verified, with their owners.
     pub fn verified_owners(&self) -> impl Iterator<Item = &Link> {
-        self.links
-            .values()
-            .filter(|l| l.relation == Relation::Owner && l.verified)
+        self.links.values().filter(|l| l.relation == Relation::Owner && l.verified)
     }
 }
 
@@ -346,14 +345,8 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 6] = [
-        Section::Members,
-        Section::Units,
-        Section::Households,
-        Section::Links,
-        Section::Grids,
-        Section::Invites,
-    ];
+    pub const ALL: [Section; 6] =
+        [Section::Members, Section::Units, Section::Households, Section::Links, Section::Grids, Section::Invites];
 
     pub fn key(self) -> &'static str {
         match self {
@@ -445,10 +438,7 @@ pub fn change_writes(doc: &Automerge, change: &Change) -> Result<Vec<Write>, Ref
         if let Key::Map(k) = &op.key {
             path.push(k.to_string());
         }
-        out.push(Write {
-            path,
-            delete: matches!(op.action, OpType::Delete),
-        });
+        out.push(Write { path, delete: matches!(op.action, OpType::Delete) });
     }
     Ok(out)
 }
@@ -471,12 +461,7 @@ fn object_path(doc: &Automerge, obj: &str) -> Result<Vec<String>, Refusal> {
 /// Check that `author` may make the writes described by `patches`, judged
 /// against `pre`, the register at the change's causal past. `at` is the
 /// change's time.
-pub fn authorize(
-    pre: &SpaceView,
-    author: &Author,
-    writes: &[Write],
-    at: i64,
-) -> Result<(), Refusal> {
+pub fn authorize(pre: &SpaceView, author: &Author, writes: &[Write], at: i64) -> Result<(), Refusal> {
     match author {
         Author::Admin(_) => Ok(()),
         Author::Member(_) => Err(Refusal::NotAWriter("space".into())),
@@ -516,18 +501,10 @@ fn coordinator_may(pre: &SpaceView, path: &[String], delete: bool) -> Result<(),
     let forbid = || Err(Refusal::Forbidden(path.join("/")));
     let segs: Vec<&str> = path.iter().map(String::as_str).collect();
     match segs.as_slice() {
-        [
-            "units" | "households" | "links" | "grids" | "invites",
-            _,
-            ..,
-        ] => Ok(()),
+        ["units" | "households" | "links" | "grids" | "invites", _, ..] => Ok(()),
         ["members", m] => {
             // Creating a new member entry; never replacing or deleting one.
-            if pre.members.contains_key(*m) || delete {
-                forbid()
-            } else {
-                Ok(())
-            }
+            if pre.members.contains_key(*m) || delete { forbid() } else { Ok(()) }
         }
         ["members", m, rest @ ..] => {
             let privileged = pre.members.get(*m).is_some_and(Member::is_privileged);
@@ -617,11 +594,7 @@ pub(crate) fn link_key(member: &str, unit: &str) -> String {
 }
 
 fn require(cond: bool, what: &str) -> Result<()> {
-    if cond {
-        Ok(())
-    } else {
-        Err(Error::Invalid(what.into()))
-    }
+    if cond { Ok(()) } else { Err(Error::Invalid(what.into())) }
 }
 
 fn token(s: &str, what: &str) -> Result<()> {
@@ -629,22 +602,12 @@ fn token(s: &str, what: &str) -> Result<()> {
 }
 
 /// Write one edit. `pre` is the register before it, for reference checks.
-pub fn apply_edit<T: Transactable>(
-    tx: &mut T,
-    pre: &SpaceView,
-    edit: &SpaceEdit,
-    now: i64,
-) -> Result<()> {
+pub fn apply_edit<T: Transactable>(tx: &mut T, pre: &SpaceView, edit: &SpaceEdit, now: i64) -> Result<()> {
     let section = |tx: &T, s: Section| {
-        map_at(tx, &ROOT, s.key())
-            .ok_or_else(|| Error::Internal("space document has no register".into()))
+        map_at(tx, &ROOT, s.key()).ok_or_else(|| Error::Internal("space document has no register".into()))
     };
     match edit {
-        SpaceEdit::AddMember {
-            member,
-            name,
-            roles,
-        } => {
+        SpaceEdit::AddMember { member, name, roles } => {
             token(member, "member id")?;
             require(!pre.members.contains_key(member), "member already exists")?;
             let members = section(tx, Section::Members)?;
@@ -656,41 +619,25 @@ pub fn apply_edit<T: Transactable>(
             let m = member_obj(tx, member)?;
             tx.put(&m, "name", name.as_str())?;
         }
-        SpaceEdit::SetRole {
-            member,
-            role,
-            granted,
-        } => {
+        SpaceEdit::SetRole { member, role, granted } => {
             require(pre.members.contains_key(member), "unknown member")?;
             let m = member_obj(tx, member)?;
-            let roles = map_at(tx, &m, "roles")
-                .ok_or_else(|| Error::Internal("member has no roles".into()))?;
+            let roles = map_at(tx, &m, "roles").ok_or_else(|| Error::Internal("member has no roles".into()))?;
             tx.put(&roles, role.as_str(), *granted)?;
         }
-        SpaceEdit::AddDevice {
-            member,
-            device,
-            label,
-        } => {
+        SpaceEdit::AddDevice { member, device, label } => {
             require(pre.members.contains_key(member), "unknown member")?;
             require(pre.member_of(device).is_none(), "device already registered")?;
             let m = member_obj(tx, member)?;
-            let devices = map_at(tx, &m, "devices")
-                .ok_or_else(|| Error::Internal("member has no devices".into()))?;
+            let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("member has no devices".into()))?;
             write_device(tx, &devices, device, label, now)?;
         }
         SpaceEdit::RevokeDevice { member, device } => {
-            require(
-                pre.members
-                    .get(member)
-                    .is_some_and(|m| m.devices.contains_key(device)),
-                "unknown device",
-            )?;
+            require(pre.members.get(member).is_some_and(|m| m.devices.contains_key(device)), "unknown device")?;
             let m = member_obj(tx, member)?;
-            let devices = map_at(tx, &m, "devices")
-                .ok_or_else(|| Error::Internal("member has no devices".into()))?;
-            let d = map_at(tx, &devices, &device.to_hex())
-                .ok_or_else(|| Error::Internal("device entry missing".into()))?;
+            let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("member has no devices".into()))?;
+            let d =
+                map_at(tx, &devices, &device.to_hex()).ok_or_else(|| Error::Internal("device entry missing".into()))?;
             tx.put(&d, "revoked_at", now)?;
         }
         SpaceEdit::RemoveMember { member } => {
@@ -701,12 +648,7 @@ pub fn apply_edit<T: Transactable>(
         }
         SpaceEdit::SetHousehold { member, household } => {
             require(pre.members.contains_key(member), "unknown member")?;
-            require(
-                household
-                    .as_ref()
-                    .is_none_or(|h| pre.households.contains_key(h)),
-                "unknown household",
-            )?;
+            require(household.as_ref().is_none_or(|h| pre.households.contains_key(h)), "unknown household")?;
             let m = member_obj(tx, member)?;
             match household {
                 Some(h) => tx.put(&m, "household", h.as_str())?,
@@ -725,27 +667,11 @@ pub fn apply_edit<T: Transactable>(
             let h = tx.put_object(&hs, household.as_str(), ObjType::Map)?;
             tx.put(&h, "label", label.as_str())?;
         }
-        SpaceEdit::AddUnit {
-            unit,
-            building,
-            entrance,
-            room,
-            area_centi,
-            grid,
-            household,
-        } => {
+        SpaceEdit::AddUnit { unit, building, entrance, room, area_centi, grid, household } => {
             token(unit, "unit id")?;
             require(*area_centi > 0, "floor area must be positive")?;
-            require(
-                grid.as_ref().is_none_or(|g| pre.grids.contains_key(g)),
-                "unknown grid",
-            )?;
-            require(
-                household
-                    .as_ref()
-                    .is_none_or(|h| pre.households.contains_key(h)),
-                "unknown household",
-            )?;
+            require(grid.as_ref().is_none_or(|g| pre.grids.contains_key(g)), "unknown grid")?;
+            require(household.as_ref().is_none_or(|h| pre.households.contains_key(h)), "unknown household")?;
             let units = section(tx, Section::Units)?;
             let u = tx.put_object(&units, unit.as_str(), ObjType::Map)?;
             tx.put(&u, "building", building.as_str())?;
@@ -759,11 +685,7 @@ pub fn apply_edit<T: Transactable>(
                 tx.put(&u, "household", h.as_str())?;
             }
         }
-        SpaceEdit::Link {
-            member,
-            unit,
-            relation,
-        } => {
+        SpaceEdit::Link { member, unit, relation } => {
             require(pre.members.contains_key(member), "unknown member")?;
             require(pre.units.contains_key(unit), "unknown unit")?;
             let key = link_key(member, unit);
@@ -781,15 +703,9 @@ pub fn apply_edit<T: Transactable>(
         }
         SpaceEdit::VerifyOwner { member, unit, by } => {
             let key = link_key(member, unit);
-            require(
-                pre.links
-                    .get(&key)
-                    .is_some_and(|l| l.relation == Relation::Owner),
-                "no owner link to verify",
-            )?;
+            require(pre.links.get(&key).is_some_and(|l| l.relation == Relation::Owner), "no owner link to verify")?;
             let links = section(tx, Section::Links)?;
-            let l = map_at(tx, &links, &key)
-                .ok_or_else(|| Error::Internal("link entry missing".into()))?;
+            let l = map_at(tx, &links, &key).ok_or_else(|| Error::Internal("link entry missing".into()))?;
             tx.put(&l, "verified", true)?;
             tx.put(&l, "verified_by", by.as_str())?;
             tx.put(&l, "verified_at", now)?;
@@ -813,8 +729,7 @@ pub(crate) fn write_genesis<T: Transactable>(
     for s in Section::ALL {
         tx.put_object(ROOT, s.key(), ObjType::Map)?;
     }
-    let members =
-        map_at(tx, &ROOT, "members").ok_or_else(|| Error::Internal("members map".into()))?;
+    let members = map_at(tx, &ROOT, "members").ok_or_else(|| Error::Internal("members map".into()))?;
     write_member(
         tx,
         &members,
@@ -842,24 +757,10 @@ pub(crate) struct NewInvite<'a> {
 }
 
 /// An invite: a pending member and the public key the invite's bearer will sign with.
-pub(crate) fn write_invite<T: Transactable>(
-    tx: &mut T,
-    inv: &NewInvite<'_>,
-    now: i64,
-) -> Result<()> {
-    let members =
-        map_at(tx, &ROOT, "members").ok_or_else(|| Error::Internal("members map".into()))?;
-    write_member(
-        tx,
-        &members,
-        inv.member,
-        inv.name,
-        MemberStatus::Invited,
-        inv.roles,
-        now,
-    )?;
-    let invites =
-        map_at(tx, &ROOT, "invites").ok_or_else(|| Error::Internal("invites map".into()))?;
+pub(crate) fn write_invite<T: Transactable>(tx: &mut T, inv: &NewInvite<'_>, now: i64) -> Result<()> {
+    let members = map_at(tx, &ROOT, "members").ok_or_else(|| Error::Internal("members map".into()))?;
+    write_member(tx, &members, inv.member, inv.name, MemberStatus::Invited, inv.roles, now)?;
+    let invites = map_at(tx, &ROOT, "invites").ok_or_else(|| Error::Internal("invites map".into()))?;
     let i = tx.put_object(&invites, inv.invite, ObjType::Map)?;
     tx.put(&i, "key", inv.key.to_hex())?;
     tx.put(&i, "member", inv.member)?;
@@ -883,12 +784,9 @@ pub(crate) fn write_redemption<T: Transactable>(
     tx.put(&m, "status", MemberStatus::Active.as_str())?;
     let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("devices map".into()))?;
     write_device(tx, &devices, device, "phone", now)?;
-    let invites =
-        map_at(tx, &ROOT, "invites").ok_or_else(|| Error::Internal("invites map".into()))?;
-    let i = map_at(tx, &invites, invite).ok_or(Error::Refused {
-        doc: crate::doc::DocId::Space,
-        reason: Refusal::BadInvite,
-    })?;
+    let invites = map_at(tx, &ROOT, "invites").ok_or_else(|| Error::Internal("invites map".into()))?;
+    let i = map_at(tx, &invites, invite)
+        .ok_or(Error::Refused { doc: crate::doc::DocId::Space, reason: Refusal::BadInvite })?;
     tx.put(&i, "redeemed_by", device.to_hex())?;
     tx.put(&i, "redeemed_at", now)?;
     Ok(())
@@ -916,13 +814,7 @@ fn write_member<T: Transactable>(
     Ok(())
 }
 
-fn write_device<T: Transactable>(
-    tx: &mut T,
-    devices: &ObjId,
-    device: &DeviceId,
-    label: &str,
-    now: i64,
-) -> Result<()> {
+fn write_device<T: Transactable>(tx: &mut T, devices: &ObjId, device: &DeviceId, label: &str, now: i64) -> Result<()> {
     let d = tx.put_object(devices, device.to_hex(), ObjType::Map)?;
     tx.put(&d, "label", label)?;
     tx.put(&d, "added_at", now)?;
@@ -980,7 +872,9 @@ pub(crate) fn get_bool<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<bo
 fn role_held<R: ReadDoc>(doc: &R, roles: &ObjId, role: Role) -> Result<bool> {
     let values = doc.get_all(roles, role.as_str())?;
     Ok(!values.is_empty()
-        && values.iter().all(|(v, _)| matches!(v, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Boolean(true)))))
+        && values
+            .iter()
+            .all(|(v, _)| matches!(v, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Boolean(true)))))
 }
 
 fn read_member<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Member> {

@@ -74,13 +74,7 @@ fn sigkill_never_loses_an_acknowledged_write() {
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     for round in 0..20 {
         let mut child = Command::new(&exe)
-            .args([
-                "crash_writer",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["crash_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
             .env(ENV, &path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -107,10 +101,7 @@ fn sigkill_never_loses_an_acknowledged_write() {
         }
         child.kill().expect("SIGKILL");
         let status = child.wait().expect("wait");
-        assert!(
-            !status.success(),
-            "round {round}: the writer was killed, not finished"
-        );
+        assert!(!status.success(), "round {round}: the writer was killed, not finished");
         for line in reader.join().expect("reader") {
             match line.split_whitespace().collect::<Vec<_>>().as_slice() {
                 ["ACK", "key", k] => {
@@ -124,44 +115,23 @@ fn sigkill_never_loses_an_acknowledged_write() {
         }
         // Reopen as the app would after the crash.
         let store = Store::open(&path).expect("reopen");
-        assert_eq!(
-            store.integrity_check().expect("check"),
-            "ok",
-            "round {round}"
-        );
-        let Some(space) = store
-            .spaces()
-            .expect("spaces")
-            .first()
-            .map(|s| s.space_id.clone())
-        else {
+        assert_eq!(store.integrity_check().expect("check"), "ok", "round {round}");
+        let Some(space) = store.spaces().expect("spaces").first().map(|s| s.space_id.clone()) else {
             continue;
         };
         let me = store.my_member(&space).expect("me");
         let doc = DocId::own_private(&me, "2026");
-        let keys: BTreeSet<String> = store
-            .read(&space, &doc, |d| d.keys(ROOT).collect())
-            .expect("keys");
+        let keys: BTreeSet<String> = store.read(&space, &doc, |d| d.keys(ROOT).collect()).expect("keys");
         for k in &acked_keys {
             assert!(keys.contains(k), "round {round}: acknowledged {k} was lost");
         }
         let view = store.view(&space).expect("view");
-        let rows: BTreeSet<String> = store
-            .units(&space, 0, u32::MAX)
-            .expect("units")
-            .into_iter()
-            .map(|u| u.unit_id)
-            .collect();
+        let rows: BTreeSet<String> =
+            store.units(&space, 0, u32::MAX).expect("units").into_iter().map(|u| u.unit_id).collect();
         let in_doc: BTreeSet<String> = view.units.keys().cloned().collect();
-        assert_eq!(
-            rows, in_doc,
-            "round {round}: query table and document agree"
-        );
+        assert_eq!(rows, in_doc, "round {round}: query table and document agree");
         for u in &acked_units {
-            assert!(
-                in_doc.contains(u),
-                "round {round}: acknowledged unit {u} was lost"
-            );
+            assert!(in_doc.contains(u), "round {round}: acknowledged unit {u} was lost");
         }
     }
     assert!(

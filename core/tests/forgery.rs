@@ -31,10 +31,7 @@ fn craft(
     f(&mut tx);
     tx.commit_with(CommitOptions::default().with_time(now_ms()));
     let change = d.get_last_local_change().expect("change");
-    SignedChange {
-        bytes: change.raw_bytes().to_vec(),
-        signature: signer.sign_change(&change.hash()).to_vec(),
-    }
+    SignedChange { bytes: change.raw_bytes().to_vec(), signature: signer.sign_change(&change.hash()).to_vec() }
 }
 
 fn members_obj(store: &Store, space: &str) -> automerge::ObjId {
@@ -64,20 +61,10 @@ fn world() -> World {
     admin
         .edit_space(
             &space,
-            &[SpaceEdit::AddDevice {
-                member: resident.clone(),
-                device: resident_key.id(),
-                label: "tablet".into(),
-            }],
+            &[SpaceEdit::AddDevice { member: resident.clone(), device: resident_key.id(), label: "tablet".into() }],
         )
         .expect("add device");
-    World {
-        admin,
-        space,
-        resident,
-        resident_key,
-        other,
-    }
+    World { admin, space, resident, resident_key, other }
 }
 
 fn assert_refused(store: &Store, space: &str, doc: &DocId, change: SignedChange, want: Refusal) {
@@ -88,17 +75,9 @@ fn assert_refused(store: &Store, space: &str, doc: &DocId, change: SignedChange,
     assert!(report.accepted.is_empty(), "nothing accepted");
     assert_eq!(report.refused.len(), 1, "{report:?}");
     assert_eq!(report.refused[0].1, want);
-    assert_eq!(
-        store.heads(space, doc).expect("heads"),
-        heads,
-        "document unchanged"
-    );
+    assert_eq!(store.heads(space, doc).expect("heads"), heads, "document unchanged");
     assert_eq!(store.view(space).expect("view"), view, "register unchanged");
-    assert_eq!(
-        store.refusals(space).expect("audit").len(),
-        audit + 1,
-        "refusal recorded"
-    );
+    assert_eq!(store.refusals(space).expect("audit").len(), audit + 1, "refusal recorded");
 }
 
 #[test]
@@ -116,35 +95,15 @@ fn a_change_signed_by_one_device_under_another_devices_actor() {
 fn a_write_into_another_members_document() {
     let w = world();
     let doc = DocId::own_private(&w.other, "2026");
-    let c = craft(
-        &w.admin,
-        &w.space,
-        &doc,
-        &w.resident_key,
-        &w.resident_key,
-        |tx| {
-            tx.put(ROOT, "ballot", "yes").expect("put");
-        },
-    );
-    assert_refused(
-        &w.admin,
-        &w.space,
-        &doc,
-        c,
-        Refusal::NotAWriter(doc.to_string()),
-    );
+    let c = craft(&w.admin, &w.space, &doc, &w.resident_key, &w.resident_key, |tx| {
+        tx.put(ROOT, "ballot", "yes").expect("put");
+    });
+    assert_refused(&w.admin, &w.space, &doc, c, Refusal::NotAWriter(doc.to_string()));
     // The same change into the resident's own document is fine.
     let own = DocId::own_private(&w.resident, "2026");
-    let c = craft(
-        &w.admin,
-        &w.space,
-        &own,
-        &w.resident_key,
-        &w.resident_key,
-        |tx| {
-            tx.put(ROOT, "ballot", "yes").expect("put");
-        },
-    );
+    let c = craft(&w.admin, &w.space, &own, &w.resident_key, &w.resident_key, |tx| {
+        tx.put(ROOT, "ballot", "yes").expect("put");
+    });
     let r = w.admin.apply(&w.space, &own, vec![c]).expect("apply");
     assert_eq!(r.accepted.len(), 1, "{r:?}");
 }
@@ -155,41 +114,24 @@ fn a_role_grant_by_a_non_admin() {
     // A resident may not write the register at all.
     let members = members_obj(&w.admin, &w.space);
     let resident = w.resident.clone();
-    let c = craft(
-        &w.admin,
-        &w.space,
-        &DocId::Space,
-        &w.resident_key,
-        &w.resident_key,
-        |tx| {
-            let m = match tx.get(&members, resident.as_str()) {
-                Ok(Some((_, id))) => id,
-                _ => panic!("member"),
-            };
-            let roles = match tx.get(&m, "roles") {
-                Ok(Some((_, id))) => id,
-                _ => panic!("roles"),
-            };
-            tx.put(&roles, "admin", true).expect("put");
-        },
-    );
-    assert_refused(
-        &w.admin,
-        &w.space,
-        &DocId::Space,
-        c,
-        Refusal::NotAWriter("space".into()),
-    );
+    let c = craft(&w.admin, &w.space, &DocId::Space, &w.resident_key, &w.resident_key, |tx| {
+        let m = match tx.get(&members, resident.as_str()) {
+            Ok(Some((_, id))) => id,
+            _ => panic!("member"),
+        };
+        let roles = match tx.get(&m, "roles") {
+            Ok(Some((_, id))) => id,
+            _ => panic!("roles"),
+        };
+        tx.put(&roles, "admin", true).expect("put");
+    });
+    assert_refused(&w.admin, &w.space, &DocId::Space, c, Refusal::NotAWriter("space".into()));
 
     // A coordinator may grant volunteer, but not admin or coordinator.
     w.admin
         .edit_space(
             &w.space,
-            &[SpaceEdit::SetRole {
-                member: w.resident.clone(),
-                role: Role::Coordinator,
-                granted: true,
-            }],
+            &[SpaceEdit::SetRole { member: w.resident.clone(), role: Role::Coordinator, granted: true }],
         )
         .expect("make coordinator");
     let coordinator = phone();
@@ -204,24 +146,17 @@ fn a_role_grant_by_a_non_admin() {
             }],
         )
         .expect("device");
-    let c = craft(
-        &w.admin,
-        &w.space,
-        &DocId::Space,
-        &w.resident_key,
-        &w.resident_key,
-        |tx| {
-            let m = match tx.get(&members, w.other.as_str()) {
-                Ok(Some((_, id))) => id,
-                _ => panic!("member"),
-            };
-            let roles = match tx.get(&m, "roles") {
-                Ok(Some((_, id))) => id,
-                _ => panic!("roles"),
-            };
-            tx.put(&roles, "admin", true).expect("put");
-        },
-    );
+    let c = craft(&w.admin, &w.space, &DocId::Space, &w.resident_key, &w.resident_key, |tx| {
+        let m = match tx.get(&members, w.other.as_str()) {
+            Ok(Some((_, id))) => id,
+            _ => panic!("member"),
+        };
+        let roles = match tx.get(&m, "roles") {
+            Ok(Some((_, id))) => id,
+            _ => panic!("roles"),
+        };
+        tx.put(&roles, "admin", true).expect("put");
+    });
     assert_refused(
         &w.admin,
         &w.space,
@@ -229,97 +164,50 @@ fn a_role_grant_by_a_non_admin() {
         c,
         Refusal::Forbidden(format!("members/{}/roles/admin", w.other)),
     );
-    let c = craft(
-        &w.admin,
-        &w.space,
-        &DocId::Space,
-        &w.resident_key,
-        &w.resident_key,
-        |tx| {
-            let m = match tx.get(&members, w.other.as_str()) {
-                Ok(Some((_, id))) => id,
-                _ => panic!("member"),
-            };
-            let roles = match tx.get(&m, "roles") {
-                Ok(Some((_, id))) => id,
-                _ => panic!("roles"),
-            };
-            tx.put(&roles, "volunteer", true).expect("put");
-        },
-    );
-    let r = w
-        .admin
-        .apply(&w.space, &DocId::Space, vec![c])
-        .expect("apply");
+    let c = craft(&w.admin, &w.space, &DocId::Space, &w.resident_key, &w.resident_key, |tx| {
+        let m = match tx.get(&members, w.other.as_str()) {
+            Ok(Some((_, id))) => id,
+            _ => panic!("member"),
+        };
+        let roles = match tx.get(&m, "roles") {
+            Ok(Some((_, id))) => id,
+            _ => panic!("roles"),
+        };
+        tx.put(&roles, "volunteer", true).expect("put");
+    });
+    let r = w.admin.apply(&w.space, &DocId::Space, vec![c]).expect("apply");
     assert_eq!(r.accepted.len(), 1, "{r:?}");
     assert!(w.admin.view(&w.space).expect("view").members[&w.other].has(Role::Volunteer));
 
     // A coordinator may not add a device to the admin (that would be the admin's key).
     let admin_member = w.admin.my_member(&w.space).expect("me");
     let sneaky = DeviceKey::generate().expect("key");
-    let c = craft(
-        &w.admin,
-        &w.space,
-        &DocId::Space,
-        &w.resident_key,
-        &w.resident_key,
-        |tx| {
-            let m = match tx.get(&members, admin_member.as_str()) {
-                Ok(Some((_, id))) => id,
-                _ => panic!("member"),
-            };
-            let devices = match tx.get(&m, "devices") {
-                Ok(Some((_, id))) => id,
-                _ => panic!("devices"),
-            };
-            tx.put_object(&devices, sneaky.id().to_hex(), automerge::ObjType::Map)
-                .expect("put");
-        },
-    );
-    let r = w
-        .admin
-        .apply(&w.space, &DocId::Space, vec![c])
-        .expect("apply");
-    assert!(
-        matches!(r.refused.as_slice(), [(_, Refusal::Forbidden(_))]),
-        "{r:?}"
-    );
+    let c = craft(&w.admin, &w.space, &DocId::Space, &w.resident_key, &w.resident_key, |tx| {
+        let m = match tx.get(&members, admin_member.as_str()) {
+            Ok(Some((_, id))) => id,
+            _ => panic!("member"),
+        };
+        let devices = match tx.get(&m, "devices") {
+            Ok(Some((_, id))) => id,
+            _ => panic!("devices"),
+        };
+        tx.put_object(&devices, sneaky.id().to_hex(), automerge::ObjType::Map).expect("put");
+    });
+    let r = w.admin.apply(&w.space, &DocId::Space, vec![c]).expect("apply");
+    assert!(matches!(r.refused.as_slice(), [(_, Refusal::Forbidden(_))]), "{r:?}");
 
     drop(coordinator);
     // Through the store's own API the same grant is refused before anything is written.
     let (cphone, cmember) = join(&w.admin, &w.space, "coordinator 2");
     w.admin
-        .edit_space(
-            &w.space,
-            &[SpaceEdit::SetRole {
-                member: cmember,
-                role: Role::Coordinator,
-                granted: true,
-            }],
-        )
+        .edit_space(&w.space, &[SpaceEdit::SetRole { member: cmember, role: Role::Coordinator, granted: true }])
         .expect("grant");
     copy_doc(&w.admin, &cphone, &w.space, &DocId::Space);
     let heads = cphone.heads(&w.space, &DocId::Space).expect("heads");
     let err = cphone
-        .edit_space(
-            &w.space,
-            &[SpaceEdit::SetRole {
-                member: w.other.clone(),
-                role: Role::Admin,
-                granted: true,
-            }],
-        )
+        .edit_space(&w.space, &[SpaceEdit::SetRole { member: w.other.clone(), role: Role::Admin, granted: true }])
         .expect_err("a coordinator cannot grant admin");
-    assert!(
-        matches!(
-            err,
-            Error::Refused {
-                reason: Refusal::Forbidden(_),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::Refused { reason: Refusal::Forbidden(_), .. }), "{err:?}");
     assert_eq!(cphone.heads(&w.space, &DocId::Space).expect("heads"), heads);
     // …but may add a unit.
     cphone
@@ -347,16 +235,9 @@ fn an_unknown_device() {
         tx.put(ROOT, "post", "hello").expect("put");
     });
     assert_refused(&w.admin, &w.space, &doc, c, Refusal::UnknownDevice);
-    let c = craft(
-        &w.admin,
-        &w.space,
-        &DocId::Space,
-        &stranger,
-        &stranger,
-        |tx| {
-            tx.put(ROOT, "x", 1).expect("put");
-        },
-    );
+    let c = craft(&w.admin, &w.space, &DocId::Space, &stranger, &stranger, |tx| {
+        tx.put(ROOT, "x", 1).expect("put");
+    });
     assert_refused(&w.admin, &w.space, &DocId::Space, c, Refusal::UnknownDevice);
 }
 
@@ -364,26 +245,13 @@ fn an_unknown_device() {
 fn a_revoked_device() {
     let w = world();
     w.admin
-        .edit_space(
-            &w.space,
-            &[SpaceEdit::RevokeDevice {
-                member: w.resident.clone(),
-                device: w.resident_key.id(),
-            }],
-        )
+        .edit_space(&w.space, &[SpaceEdit::RevokeDevice { member: w.resident.clone(), device: w.resident_key.id() }])
         .expect("revoke");
     std::thread::sleep(std::time::Duration::from_millis(2));
     let doc = DocId::own_private(&w.resident, "2026");
-    let c = craft(
-        &w.admin,
-        &w.space,
-        &doc,
-        &w.resident_key,
-        &w.resident_key,
-        |tx| {
-            tx.put(ROOT, "ballot", "late").expect("put");
-        },
-    );
+    let c = craft(&w.admin, &w.space, &doc, &w.resident_key, &w.resident_key, |tx| {
+        tx.put(ROOT, "ballot", "late").expect("put");
+    });
     assert_refused(&w.admin, &w.space, &doc, c, Refusal::RevokedDevice);
 }
 
@@ -391,20 +259,10 @@ fn a_revoked_device() {
 fn an_equivocating_actor_is_refused_and_flagged() {
     let w = world();
     let doc = DocId::own_private(&w.resident, "2026");
-    let first = craft(
-        &w.admin,
-        &w.space,
-        &doc,
-        &w.resident_key,
-        &w.resident_key,
-        |tx| {
-            tx.put(ROOT, "ballot", "yes").expect("put");
-        },
-    );
-    let r = w
-        .admin
-        .apply(&w.space, &doc, vec![first.clone()])
-        .expect("apply");
+    let first = craft(&w.admin, &w.space, &doc, &w.resident_key, &w.resident_key, |tx| {
+        tx.put(ROOT, "ballot", "yes").expect("put");
+    });
+    let r = w.admin.apply(&w.space, &doc, vec![first.clone()]).expect("apply");
     assert_eq!(r.accepted.len(), 1);
     // Same actor, same sequence number (1), different content: built on an empty document.
     let empty = phone();
@@ -419,32 +277,15 @@ fn an_equivocating_actor_is_refused_and_flagged() {
         signature: w.resident_key.sign_change(&change.hash()).to_vec(),
     };
     drop(empty);
-    assert_refused(
-        &w.admin,
-        &w.space,
-        &doc,
-        second.clone(),
-        Refusal::Equivocation(1),
-    );
-    assert_eq!(
-        w.admin.flagged_devices(&w.space).expect("flags"),
-        vec![w.resident_key.id()]
-    );
+    assert_refused(&w.admin, &w.space, &doc, second.clone(), Refusal::Equivocation(1));
+    assert_eq!(w.admin.flagged_devices(&w.space).expect("flags"), vec![w.resident_key.id()]);
     // The first ballot stands, and sync with the doc keeps working.
     let v = w
         .admin
-        .read(&w.space, &doc, |d| {
-            d.get(ROOT, "ballot")
-                .ok()
-                .flatten()
-                .map(|(v, _)| v.to_string())
-        })
+        .read(&w.space, &doc, |d| d.get(ROOT, "ballot").ok().flatten().map(|(v, _)| v.to_string()))
         .expect("read");
     assert_eq!(v.as_deref(), Some("\"yes\""));
-    let r = w
-        .admin
-        .apply(&w.space, &doc, vec![first])
-        .expect("apply again");
+    let r = w.admin.apply(&w.space, &doc, vec![first]).expect("apply again");
     assert_eq!(r.duplicates, 1);
 }
 
@@ -457,16 +298,10 @@ fn garbage_bytes_are_refused_as_malformed() {
         .apply(
             &w.space,
             &doc,
-            vec![SignedChange {
-                bytes: b"not an automerge change".to_vec(),
-                signature: vec![0; 64],
-            }],
+            vec![SignedChange { bytes: b"not an automerge change".to_vec(), signature: vec![0; 64] }],
         )
         .expect("apply");
-    assert!(
-        matches!(r.refused.as_slice(), [(None, Refusal::Malformed(_))]),
-        "{r:?}"
-    );
+    assert!(matches!(r.refused.as_slice(), [(None, Refusal::Malformed(_))]), "{r:?}");
     assert!(w.admin.heads(&w.space, &doc).expect("heads").is_empty());
 }
 
@@ -478,17 +313,7 @@ fn a_forged_genesis_for_someone_elses_space() {
     // Offer the fake space's genesis as the genesis of the real space.
     let genesis = all_changes(&fake, &fake_space, &DocId::Space);
     let target = phone();
-    let r = target
-        .apply(&w.space, &DocId::Space, genesis)
-        .expect("apply");
-    assert!(
-        matches!(r.refused.as_slice(), [(_, Refusal::WrongGenesis)]),
-        "{r:?}"
-    );
-    assert!(
-        target
-            .heads(&w.space, &DocId::Space)
-            .expect("heads")
-            .is_empty()
-    );
+    let r = target.apply(&w.space, &DocId::Space, genesis).expect("apply");
+    assert!(matches!(r.refused.as_slice(), [(_, Refusal::WrongGenesis)]), "{r:?}");
+    assert!(target.heads(&w.space, &DocId::Space).expect("heads").is_empty());
 }

@@ -59,13 +59,8 @@ fn edit_for(v: &SpaceView, who: usize, i: usize, op: u8, x: u8, y: u8) -> Option
             unit: pick(&units, y)?.clone(),
             relation: [Relation::Owner, Relation::Tenant, Relation::Family][y as usize % 3],
         },
-        4 => SpaceEdit::Rename {
-            member: pick(&members, x)?.clone(),
-            name: format!("改名{y}"),
-        },
-        _ => SpaceEdit::RemoveMember {
-            member: pick(&members, x)?.clone(),
-        },
+        4 => SpaceEdit::Rename { member: pick(&members, x)?.clone(), name: format!("改名{y}") },
+        _ => SpaceEdit::RemoveMember { member: pick(&members, x)?.clone() },
     })
 }
 
@@ -80,32 +75,18 @@ fn deliver(to: &Store, space: &str, mut changes: Vec<SignedChange>, rng: &mut Rn
         assert!(rounds < 200, "delivery does not converge");
         let n = 1 + rng.below(changes.len());
         let batch: Vec<SignedChange> = changes.drain(..n).collect();
-        let report = to
-            .apply(space, &DocId::Space, batch.clone())
-            .expect("apply");
+        let report = to.apply(space, &DocId::Space, batch.clone()).expect("apply");
         assert!(report.refused.is_empty(), "refused: {:?}", report.refused);
         let held: BTreeSet<_> = report.missing_deps.iter().collect();
         changes.extend(batch.into_iter().filter(|c| {
-            automerge::Change::try_from(c.bytes.as_slice())
-                .map(|ch| held.contains(&ch.hash()))
-                .unwrap_or(false)
+            automerge::Change::try_from(c.bytes.as_slice()).map(|ch| held.contains(&ch.hash())).unwrap_or(false)
         }));
     }
 }
 
 fn rows(s: &Store, space: &str) -> Vec<String> {
-    let mut out: Vec<String> = s
-        .members(space, 0, 10_000)
-        .expect("members")
-        .iter()
-        .map(|m| format!("{m:?}"))
-        .collect();
-    out.extend(
-        s.units(space, 0, 10_000)
-            .expect("units")
-            .iter()
-            .map(|u| format!("{u:?}")),
-    );
+    let mut out: Vec<String> = s.members(space, 0, 10_000).expect("members").iter().map(|m| format!("{m:?}")).collect();
+    out.extend(s.units(space, 0, 10_000).expect("units").iter().map(|u| format!("{u:?}")));
     out
 }
 

@@ -29,14 +29,7 @@ fn creator_is_admin_and_the_register_survives_reopening() {
     let (space, me, device) = {
         let s = Store::open(&path).expect("open");
         let space = s.create_space("幸福里社区", "王老师").expect("create");
-        s.edit_space(
-            &space,
-            &[SpaceEdit::AddGrid {
-                grid: "g1".into(),
-                name: "第一网格".into(),
-            }],
-        )
-        .expect("grid");
+        s.edit_space(&space, &[SpaceEdit::AddGrid { grid: "g1".into(), name: "第一网格".into() }]).expect("grid");
         s.edit_space(&space, &[unit("u1", 8_975)]).expect("unit");
         let me = s.my_member(&space).expect("me");
         (space, me, s.device_id())
@@ -52,10 +45,7 @@ fn creator_is_admin_and_the_register_survives_reopening() {
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].name, "王老师");
     assert!(members[0].roles.contains(&Role::Admin));
-    assert_eq!(
-        s.spaces().expect("spaces")[0].member_id.as_deref(),
-        Some(me.as_str())
-    );
+    assert_eq!(s.spaces().expect("spaces")[0].member_id.as_deref(), Some(me.as_str()));
 }
 
 #[test]
@@ -73,34 +63,16 @@ fn invite_redeemed_once_adds_the_device_to_the_member() {
     // The same code a second time is refused and changes nothing.
     let code = {
         // Recreate the code: make another invite, redeem it, then try it again.
-        let inv = coord
-            .create_invite(&space, "张伯", &[Role::Resident], None)
-            .expect("invite");
+        let inv = coord.create_invite(&space, "张伯", &[Role::Resident], None).expect("invite");
         let p = phone();
-        p.join(
-            &inv.code,
-            "张伯",
-            all_changes(&coord, &space, &DocId::Space),
-        )
-        .expect("first redemption");
+        p.join(&inv.code, "张伯", all_changes(&coord, &space, &DocId::Space)).expect("first redemption");
         copy_doc(&p, &coord, &space, &DocId::Space);
         inv.code
     };
     let thief = phone();
     let before = coord.view(&space).expect("view");
-    let err = thief
-        .join(&code, "someone", all_changes(&coord, &space, &DocId::Space))
-        .expect_err("second redemption");
-    assert!(
-        matches!(
-            err,
-            Error::Refused {
-                reason: Refusal::BadInvite,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = thief.join(&code, "someone", all_changes(&coord, &space, &DocId::Space)).expect_err("second redemption");
+    assert!(matches!(err, Error::Refused { reason: Refusal::BadInvite, .. }), "{err:?}");
     assert_eq!(coord.view(&space).expect("view"), before);
 }
 
@@ -108,27 +80,10 @@ fn invite_redeemed_once_adds_the_device_to_the_member() {
 fn expired_invite_is_refused() {
     let coord = phone();
     let space = coord.create_space("s", "c").expect("create");
-    let inv = coord
-        .create_invite(&space, "late", &[Role::Resident], Some(-1))
-        .expect("invite");
+    let inv = coord.create_invite(&space, "late", &[Role::Resident], Some(-1)).expect("invite");
     let p = phone();
-    let err = p
-        .join(
-            &inv.code,
-            "late",
-            all_changes(&coord, &space, &DocId::Space),
-        )
-        .expect_err("expired");
-    assert!(
-        matches!(
-            err,
-            Error::Refused {
-                reason: Refusal::BadInvite,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = p.join(&inv.code, "late", all_changes(&coord, &space, &DocId::Space)).expect_err("expired");
+    assert!(matches!(err, Error::Refused { reason: Refusal::BadInvite, .. }), "{err:?}");
     assert!(p.join("NOT-A-CODE", "x", vec![]).is_err());
 }
 
@@ -137,29 +92,13 @@ fn owner_link_verified_by_coordinator_and_area_kept_exactly() {
     let admin = phone();
     let space = admin.create_space("s", "admin").expect("create");
     let (_r, member) = join(&admin, &space, "业主");
+    admin.edit_space(&space, &[unit("u7", 12_001)]).expect("unit");
     admin
-        .edit_space(&space, &[unit("u7", 12_001)])
-        .expect("unit");
-    admin
-        .edit_space(
-            &space,
-            &[SpaceEdit::Link {
-                member: member.clone(),
-                unit: "u7".into(),
-                relation: Relation::Owner,
-            }],
-        )
+        .edit_space(&space, &[SpaceEdit::Link { member: member.clone(), unit: "u7".into(), relation: Relation::Owner }])
         .expect("link");
     let me = admin.my_member(&space).expect("me");
     admin
-        .edit_space(
-            &space,
-            &[SpaceEdit::VerifyOwner {
-                member: member.clone(),
-                unit: "u7".into(),
-                by: me,
-            }],
-        )
+        .edit_space(&space, &[SpaceEdit::VerifyOwner { member: member.clone(), unit: "u7".into(), by: me }])
         .expect("verify");
     let v = admin.view(&space).expect("view");
     let owners: Vec<_> = v.verified_owners().collect();
@@ -171,18 +110,11 @@ fn owner_link_verified_by_coordinator_and_area_kept_exactly() {
     assert!(matches!(
         admin.edit_space(
             &space,
-            &[SpaceEdit::Link {
-                member: "nobody".into(),
-                unit: "u7".into(),
-                relation: Relation::Tenant
-            }]
+            &[SpaceEdit::Link { member: "nobody".into(), unit: "u7".into(), relation: Relation::Tenant }]
         ),
         Err(Error::Invalid(_))
     ));
-    assert!(matches!(
-        admin.edit_space(&space, &[unit("u8", 0)]),
-        Err(Error::Invalid(_))
-    ));
+    assert!(matches!(admin.edit_space(&space, &[unit("u8", 0)]), Err(Error::Invalid(_))));
     assert_eq!(admin.heads(&space, &DocId::Space).expect("heads"), heads);
 }
 
@@ -192,35 +124,14 @@ fn concurrent_grant_and_revoke_resolve_to_revoke_on_every_replica() {
     let space = a.create_space("s", "admin a").expect("create");
     let (b, b_member) = join(&a, &space, "admin b");
     let (_c, c_member) = join(&a, &space, "volunteer c");
-    a.edit_space(
-        &space,
-        &[SpaceEdit::SetRole {
-            member: b_member.clone(),
-            role: Role::Admin,
-            granted: true,
-        }],
-    )
-    .expect("grant");
+    a.edit_space(&space, &[SpaceEdit::SetRole { member: b_member.clone(), role: Role::Admin, granted: true }])
+        .expect("grant");
     copy_doc(&a, &b, &space, &DocId::Space);
     // Offline: a grants volunteer to c, b revokes it (never granted, but concurrent values conflict).
-    a.edit_space(
-        &space,
-        &[SpaceEdit::SetRole {
-            member: c_member.clone(),
-            role: Role::Volunteer,
-            granted: true,
-        }],
-    )
-    .expect("grant");
-    b.edit_space(
-        &space,
-        &[SpaceEdit::SetRole {
-            member: c_member.clone(),
-            role: Role::Volunteer,
-            granted: false,
-        }],
-    )
-    .expect("revoke");
+    a.edit_space(&space, &[SpaceEdit::SetRole { member: c_member.clone(), role: Role::Volunteer, granted: true }])
+        .expect("grant");
+    b.edit_space(&space, &[SpaceEdit::SetRole { member: c_member.clone(), role: Role::Volunteer, granted: false }])
+        .expect("revoke");
     copy_doc(&a, &b, &space, &DocId::Space);
     copy_doc(&b, &a, &space, &DocId::Space);
     for s in [&a, &b] {
@@ -229,22 +140,12 @@ fn concurrent_grant_and_revoke_resolve_to_revoke_on_every_replica() {
     }
     assert_eq!(a.view(&space).expect("a"), b.view(&space).expect("b"));
     // A later grant, made after seeing both, holds.
-    a.edit_space(
-        &space,
-        &[SpaceEdit::SetRole {
-            member: c_member.clone(),
-            role: Role::Volunteer,
-            granted: true,
-        }],
-    )
-    .expect("regrant");
+    a.edit_space(&space, &[SpaceEdit::SetRole { member: c_member.clone(), role: Role::Volunteer, granted: true }])
+        .expect("regrant");
     assert!(a.view(&space).expect("view").members[&c_member].has(Role::Volunteer));
     // The query table agrees with the register.
     let rows = a.members(&space, 0, 100).expect("rows");
-    let c_row = rows
-        .iter()
-        .find(|r| r.member_id == c_member)
-        .expect("c row");
+    let c_row = rows.iter().find(|r| r.member_id == c_member).expect("c row");
     assert!(c_row.roles.contains(&Role::Volunteer));
 }
 
@@ -261,31 +162,19 @@ fn own_documents_and_item_index() {
     })
     .expect("own write");
     copy_doc(&res, &coord, &space, &doc);
-    let note = coord
-        .read(&space, &doc, |d| {
-            d.get(ROOT, "note")
-                .ok()
-                .flatten()
-                .map(|(v, _)| v.to_string())
-        })
-        .expect("read");
+    let note =
+        coord.read(&space, &doc, |d| d.get(ROOT, "note").ok().flatten().map(|(v, _)| v.to_string())).expect("read");
     assert_eq!(note.as_deref(), Some("\"楼道灯坏了\""));
     // A resident may not write the item index; a coordinator may.
-    let err = res
-        .index_item(&space, "vote1", "vote", "加装电梯")
-        .expect_err("resident index");
+    let err = res.index_item(&space, "vote1", "vote", "加装电梯").expect_err("resident index");
     assert!(matches!(err, Error::NotAllowed(_)), "{err:?}");
-    coord
-        .index_item(&space, "vote1", "vote", "加装电梯")
-        .expect("coordinator index");
+    coord.index_item(&space, "vote1", "vote", "加装电梯").expect("coordinator index");
     let items = coord.items(&space, 0, 10).expect("items");
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].title, "加装电梯");
     // Events are sent after writes.
     let rx = coord.subscribe();
-    coord
-        .index_item(&space, "survey1", "survey", "需求调查")
-        .expect("index");
+    coord.index_item(&space, "survey1", "survey", "需求调查").expect("index");
     let ev = rx.try_recv().expect("event");
     assert_eq!(ev.space, space);
     assert!(matches!(ev.doc, DocId::Index { .. }));
@@ -312,25 +201,14 @@ fn compaction_keeps_every_change_and_loads_the_same_document() {
     };
     let conn = rusqlite::Connection::open(&path).expect("raw");
     let chunks: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM chunks WHERE doc_id = ?1",
-            [doc.to_string()],
-            |r| r.get(0),
-        )
+        .query_row("SELECT count(*) FROM chunks WHERE doc_id = ?1", [doc.to_string()], |r| r.get(0))
         .expect("count");
-    assert!(
-        chunks < linli_core::store::COMPACT_AFTER,
-        "chunks were folded into a snapshot ({chunks})"
-    );
+    assert!(chunks < linli_core::store::COMPACT_AFTER, "chunks were folded into a snapshot ({chunks})");
     let s = Store::open(&path).expect("reopen");
     assert_eq!(s.heads(&space, &doc).expect("heads"), heads);
     let n = s.read(&space, &doc, |d| d.length(ROOT)).expect("read");
     assert_eq!(n, 150);
-    assert_eq!(
-        s.changes_since(&space, &doc, &[]).expect("changes").len(),
-        150,
-        "every signature kept"
-    );
+    assert_eq!(s.changes_since(&space, &doc, &[]).expect("changes").len(), 150, "every signature kept");
 }
 
 #[test]
@@ -338,14 +216,8 @@ fn households_link_members_and_units() {
     let s = phone();
     let space = s.create_space("s", "c").expect("create");
     let me = s.my_member(&space).expect("me");
-    s.edit_space(
-        &space,
-        &[SpaceEdit::AddHousehold {
-            household: "h1".into(),
-            label: "3栋502户".into(),
-        }],
-    )
-    .expect("household");
+    s.edit_space(&space, &[SpaceEdit::AddHousehold { household: "h1".into(), label: "3栋502户".into() }])
+        .expect("household");
     s.edit_space(
         &space,
         &[
@@ -358,10 +230,7 @@ fn households_link_members_and_units() {
                 grid: None,
                 household: Some("h1".into()),
             },
-            SpaceEdit::SetHousehold {
-                member: me.clone(),
-                household: Some("h1".into()),
-            },
+            SpaceEdit::SetHousehold { member: me.clone(), household: Some("h1".into()) },
         ],
     )
     .expect("unit and member");
@@ -369,23 +238,10 @@ fn households_link_members_and_units() {
     assert_eq!(v.members[&me].household.as_deref(), Some("h1"));
     assert_eq!(v.units["u1"].household.as_deref(), Some("h1"));
     assert!(matches!(
-        s.edit_space(
-            &space,
-            &[SpaceEdit::SetHousehold {
-                member: me.clone(),
-                household: Some("nope".into())
-            }]
-        ),
+        s.edit_space(&space, &[SpaceEdit::SetHousehold { member: me.clone(), household: Some("nope".into()) }]),
         Err(Error::Invalid(_))
     ));
-    s.edit_space(
-        &space,
-        &[SpaceEdit::SetHousehold {
-            member: me.clone(),
-            household: None,
-        }],
-    )
-    .expect("clear");
+    s.edit_space(&space, &[SpaceEdit::SetHousehold { member: me.clone(), household: None }]).expect("clear");
     assert_eq!(s.view(&space).expect("view").members[&me].household, None);
 }
 
@@ -401,8 +257,7 @@ fn the_store_is_safe_to_use_from_several_threads() {
             std::thread::spawn(move || {
                 for i in 0..25 {
                     if t == 0 {
-                        s.edit_space(&space, &[unit(&format!("u{i}"), 1_000 + i)])
-                            .expect("unit");
+                        s.edit_space(&space, &[unit(&format!("u{i}"), 1_000 + i)]).expect("unit");
                     } else {
                         s.write(&space, &DocId::own_private(&me, &format!("t{t}")), |tx| {
                             tx.put(ROOT, format!("k{i}"), i)?;
@@ -420,12 +275,7 @@ fn the_store_is_safe_to_use_from_several_threads() {
     }
     assert_eq!(s.units(&space, 0, 1_000).expect("units").len(), 25);
     for t in 1..4 {
-        assert_eq!(
-            s.read(&space, &DocId::own_private(&me, &format!("t{t}")), |d| d
-                .length(ROOT))
-                .expect("read"),
-            25
-        );
+        assert_eq!(s.read(&space, &DocId::own_private(&me, &format!("t{t}")), |d| d.length(ROOT)).expect("read"), 25);
     }
     assert_eq!(rx.try_iter().count(), 100, "one event per committed write");
 }

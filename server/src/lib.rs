@@ -5,18 +5,29 @@
 //! same checks before merge) as a phone. This crate is a thin edge: it parses
 //! configuration, owns the HTTP listener, and delegates to the core.
 //!
-//! Routes so far: `GET /health`. Sync (`POST /v1/sync`) arrives with the sync
-//! protocol.
+//! Routes:
+//! * `POST /v1/sync` — the sync protocol (`linli_core::sync`), body in wire
+//!   format v1, authenticated by the `linli-auth` header;
+//! * `POST /v1/join` — an invite's bearer fetches the register to redeem it;
+//! * `GET /health` — liveness and the number of spaces held;
+//! * `GET /metrics` — Prometheus counters.
+//!
+//! Errors are JSON `{"error": kind, "message": text}` with a 4xx/5xx status.
+//! Logs are JSON lines on stderr and never carry names, answers or ballots.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use linli_core::store::Store;
+use linli_core::store::{Store, now_ms};
+use linli_core::sync::{self, ServeError, Served};
 use serde_json::json;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
@@ -44,10 +55,7 @@ pub enum ConfigError {
 impl Config {
     /// Read the configuration from command-line arguments (without the program
     /// name) and an environment lookup.
-    pub fn from_args(
-        args: &[String],
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn from_args(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut listen = env("LINLI_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
         let mut data_dir = env("LINLI_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.into());
         let mut it = args.iter();
@@ -69,13 +77,9 @@ impl Config {
                 other => return Err(ConfigError::Bad(format!("unknown argument {other}"))),
             }
         }
-        let listen = listen
-            .parse()
-            .map_err(|_| ConfigError::Bad(format!("--listen: not a socket address: {listen}")))?;
-        Ok(Config {
-            listen,
-            data_dir: PathBuf::from(data_dir),
-        })
+        let listen =
+            listen.parse().map_err(|_| ConfigError::Bad(format!("--listen: not a socket address: {listen}")))?;
+        Ok(Config { listen, data_dir: PathBuf::from(data_dir) })
     }
 }
 
@@ -88,36 +92,125 @@ pub fn log(level: &str, msg: &str, fields: serde_json::Value) {
     eprintln!("{line}");
 }
 
+/// Counters exported at `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub sync_ok: AtomicU64,
+    pub join_ok: AtomicU64,
+    pub rejected_4xx: AtomicU64,
+    pub failed_5xx: AtomicU64,
+    pub changes_accepted: AtomicU64,
+    pub changes_refused: AtomicU64,
+    pub changes_sent: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+impl Metrics {
+    fn render(&self) -> String {
+        let c = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut counter = |name: &str, labels: &str, v: u64| {
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        };
+        counter("linli_requests_total", r#"{route="sync",outcome="ok"}"#, c(&self.sync_ok));
+        counter("linli_requests_total", r#"{route="join",outcome="ok"}"#, c(&self.join_ok));
+        counter("linli_requests_total", r#"{outcome="client_error"}"#, c(&self.rejected_4xx));
+        counter("linli_requests_total", r#"{outcome="server_error"}"#, c(&self.failed_5xx));
+        counter("linli_changes_accepted_total", "", c(&self.changes_accepted));
+        counter("linli_changes_refused_total", "", c(&self.changes_refused));
+        counter("linli_changes_sent_total", "", c(&self.changes_sent));
+        counter("linli_bytes_received_total", "", c(&self.bytes_in));
+        counter("linli_bytes_sent_total", "", c(&self.bytes_out));
+        out
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<Store>) -> Self {
+        AppState { store, metrics: Arc::new(Metrics::default()) }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route(sync::SYNC_PATH, post(sync_route))
+        .route(sync::JOIN_PATH, post(join_route))
+        .layer(DefaultBodyLimit::max(sync::MAX_BODY))
         .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+async fn sync_route(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(state, headers, body, "sync", sync::serve_sync).await
+}
+
+async fn join_route(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(state, headers, body, "join", sync::serve_join).await
+}
+
+type Handler = fn(&Store, Option<&str>, &[u8], i64) -> Result<Served, ServeError>;
+
+/// Run a core handler off the async threads and turn its outcome into HTTP.
+async fn handle(state: AppState, headers: HeaderMap, body: Bytes, route: &'static str, serve: Handler) -> Response {
+    let auth = headers.get(sync::auth::HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let store = state.store.clone();
+    let len = body.len() as u64;
+    let outcome = tokio::task::spawn_blocking(move || serve(&store, auth.as_deref(), &body, now_ms())).await;
+    let m = &state.metrics;
+    m.bytes_in.fetch_add(len, Ordering::Relaxed);
+    let result = outcome.unwrap_or_else(|_| Err(ServeError::Internal("handler panicked".into())));
+    match result {
+        Ok(served) => {
+            let counter = if route == "sync" { &m.sync_ok } else { &m.join_ok };
+            counter.fetch_add(1, Ordering::Relaxed);
+            m.changes_accepted.fetch_add(served.accepted, Ordering::Relaxed);
+            m.changes_refused.fetch_add(served.refused, Ordering::Relaxed);
+            m.changes_sent.fetch_add(served.sent as u64, Ordering::Relaxed);
+            m.bytes_out.fetch_add(served.body.len() as u64, Ordering::Relaxed);
+            ([(header::CONTENT_TYPE, "application/octet-stream")], served.body).into_response()
+        }
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if status.is_server_error() {
+                m.failed_5xx.fetch_add(1, Ordering::Relaxed);
+                if let ServeError::Internal(detail) = &e {
+                    log("error", "request failed", json!({ "route": route, "detail": detail }));
+                }
+            } else {
+                m.rejected_4xx.fetch_add(1, Ordering::Relaxed);
+                log("info", "request refused", json!({ "route": route, "status": e.status(), "kind": e.kind() }));
+            }
+            (status, [(header::CONTENT_TYPE, "application/json")], e.json()).into_response()
+        }
+    }
 }
 
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let store = state.store.clone();
     let check = tokio::task::spawn_blocking(move || store.spaces().map(|s| s.len())).await;
     match check {
-        Ok(Ok(spaces)) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "spaces": spaces })),
-        ),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable" })),
-        ),
+        Ok(Ok(spaces)) => {
+            (StatusCode::OK, Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "spaces": spaces })))
+        }
+        _ => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable" }))),
     }
 }
 
 /// Open the store under the data directory.
 pub fn open_store(config: &Config) -> Result<Store, String> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("cannot create the data directory: {e}"))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("cannot create the data directory: {e}"))?;
     Store::open(config.data_dir.join(STORE_FILE)).map_err(|e| format!("cannot open the store: {e}"))
 }
 
@@ -132,7 +225,7 @@ pub async fn serve(
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     log("info", "listening", json!({ "addr": addr.to_string() }));
-    axum::serve(listener, router(AppState { store }))
+    axum::serve(listener, router(AppState::new(store)))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| e.to_string())?;
@@ -162,8 +255,7 @@ mod tests {
         let c = Config::from_args(&[], env).expect("env");
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.data_dir, PathBuf::from("/srv/linli"));
-        let c = Config::from_args(&args(&["--listen", "127.0.0.1:1", "--data-dir=/d"]), env)
-            .expect("flags");
+        let c = Config::from_args(&args(&["--listen", "127.0.0.1:1", "--data-dir=/d"]), env).expect("flags");
         assert_eq!(c.listen.port(), 1);
         assert_eq!(c.data_dir, PathBuf::from("/d"));
     }
@@ -171,10 +263,7 @@ mod tests {
     #[test]
     fn bad_arguments_are_clear_errors() {
         let none = |_: &str| None;
-        assert_eq!(
-            Config::from_args(&args(&["--help"]), none),
-            Err(ConfigError::Help)
-        );
+        assert_eq!(Config::from_args(&args(&["--help"]), none), Err(ConfigError::Help));
         assert!(
             matches!(Config::from_args(&args(&["--listen"]), none), Err(ConfigError::Bad(m)) if m.contains("needs a value"))
         );

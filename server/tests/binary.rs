@@ -8,25 +8,12 @@ use std::time::Duration;
 /// A plain HTTP/1.1 GET; returns (status, body).
 fn get(addr: &str, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
     let mut resp = String::new();
     s.read_to_string(&mut resp).expect("read");
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .expect("status");
-    let body = resp
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
+    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
     (status, body)
 }
 
@@ -56,21 +43,13 @@ fn the_server_binary_starts_on_loopback_and_answers_health() {
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["status"], "ok");
     assert_eq!(v["spaces"], 0);
-    assert!(
-        dir.path()
-            .join("data")
-            .join(linli_server::STORE_FILE)
-            .exists(),
-        "the store lives in the data directory"
-    );
+    assert!(dir.path().join("data").join(linli_server::STORE_FILE).exists(), "the store lives in the data directory");
 }
 
 #[test]
 fn bad_arguments_exit_2_with_a_message() {
-    let out = Command::new(env!("CARGO_BIN_EXE_linli-server"))
-        .args(["--listen", "not-an-address"])
-        .output()
-        .expect("run");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_linli-server")).args(["--listen", "not-an-address"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a socket address"));
 }

@@ -16,10 +16,7 @@ struct Device {
 
 fn device() -> Device {
     let dir = tempfile::tempdir().expect("tempdir");
-    Device {
-        store: Store::open(dir.path().join("linli.db")).expect("open"),
-        _dir: dir,
-    }
+    Device { store: Store::open(dir.path().join("linli.db")).expect("open"), _dir: dir }
 }
 
 /// Push every document `from` holds of `space` into `to`, as a sync would.
@@ -29,19 +26,9 @@ fn push(from: &Store, to: &Store, space: &str) {
     docs.sort_by_key(|d| *d != DocId::Space);
     for doc in docs {
         let have = to.heads(space, &doc).expect("heads");
-        let report = to
-            .apply(
-                space,
-                &doc,
-                from.changes_since(space, &doc, &have).expect("changes"),
-            )
-            .expect("apply");
+        let report = to.apply(space, &doc, from.changes_since(space, &doc, &have).expect("changes")).expect("apply");
         assert!(report.refused.is_empty(), "{doc}: {:?}", report.refused);
-        assert!(
-            report.missing_deps.is_empty(),
-            "{doc}: {:?}",
-            report.missing_deps
-        );
+        assert!(report.missing_deps.is_empty(), "{doc}: {:?}", report.missing_deps);
     }
 }
 
@@ -49,19 +36,10 @@ fn push(from: &Store, to: &Store, space: &str) {
 fn phones_meet_through_a_hub_and_end_identical() {
     let hub = device();
     let coordinator = device();
-    let space = coordinator
-        .store
-        .create_space("海岛村", "村委会")
-        .expect("create");
+    let space = coordinator.store.create_space("海岛村", "村委会").expect("create");
     coordinator
         .store
-        .edit_space(
-            &space,
-            &[SpaceEdit::AddGrid {
-                grid: "g1".into(),
-                name: "东村".into(),
-            }],
-        )
+        .edit_space(&space, &[SpaceEdit::AddGrid { grid: "g1".into(), name: "东村".into() }])
         .expect("grid");
     coordinator
         .store
@@ -79,24 +57,15 @@ fn phones_meet_through_a_hub_and_end_identical() {
         )
         .expect("unit");
     push(&coordinator.store, &hub.store, &space);
-    assert!(
-        hub.store.my_member(&space).is_err(),
-        "the hub is not a member"
-    );
+    assert!(hub.store.my_member(&space).is_err(), "the hub is not a member");
 
     // Two residents join from the hub's copy of the register, offline from each other.
     let mut residents = Vec::new();
     for name in ["陈大爷", "林阿姨"] {
-        let inv = coordinator
-            .store
-            .create_invite(&space, name, &[Role::Resident], None)
-            .expect("invite");
+        let inv = coordinator.store.create_invite(&space, name, &[Role::Resident], None).expect("invite");
         push(&coordinator.store, &hub.store, &space);
         let phone = device();
-        let all = hub
-            .store
-            .changes_since(&space, &DocId::Space, &[])
-            .expect("space");
+        let all = hub.store.changes_since(&space, &DocId::Space, &[]).expect("space");
         let (_, member) = phone.store.join(&inv.code, name, all).expect("join");
         push(&phone.store, &hub.store, &space);
         residents.push((phone, member));
@@ -121,41 +90,19 @@ fn phones_meet_through_a_hub_and_end_identical() {
         .edit_space(
             &space,
             &[
-                SpaceEdit::Link {
-                    member: owner.clone(),
-                    unit: "u1".into(),
-                    relation: Relation::Owner,
-                },
-                SpaceEdit::VerifyOwner {
-                    member: owner.clone(),
-                    unit: "u1".into(),
-                    by: me,
-                },
+                SpaceEdit::Link { member: owner.clone(), unit: "u1".into(), relation: Relation::Owner },
+                SpaceEdit::VerifyOwner { member: owner.clone(), unit: "u1".into(), by: me },
             ],
         )
         .expect_err("verify needs the link to exist before the edit");
     coordinator
         .store
-        .edit_space(
-            &space,
-            &[SpaceEdit::Link {
-                member: owner.clone(),
-                unit: "u1".into(),
-                relation: Relation::Owner,
-            }],
-        )
+        .edit_space(&space, &[SpaceEdit::Link { member: owner.clone(), unit: "u1".into(), relation: Relation::Owner }])
         .expect("link");
     let me = coordinator.store.my_member(&space).expect("me");
     coordinator
         .store
-        .edit_space(
-            &space,
-            &[SpaceEdit::VerifyOwner {
-                member: owner.clone(),
-                unit: "u1".into(),
-                by: me,
-            }],
-        )
+        .edit_space(&space, &[SpaceEdit::VerifyOwner { member: owner.clone(), unit: "u1".into(), by: me }])
         .expect("verify");
     push(&coordinator.store, &hub.store, &space);
 
@@ -168,30 +115,14 @@ fn phones_meet_through_a_hub_and_end_identical() {
     let want = hub.store.view(&space).expect("view");
     assert_eq!(want.members.len(), 3);
     assert_eq!(want.verified_owners().count(), 1);
-    for s in [
-        &coordinator.store,
-        &newcomer.store,
-        &residents[0].0.store,
-        &residents[1].0.store,
-    ] {
+    for s in [&coordinator.store, &newcomer.store, &residents[0].0.store, &residents[1].0.store] {
         assert_eq!(s.view(&space).expect("view"), want);
-        assert_eq!(
-            s.members(&space, 0, 100).expect("rows"),
-            hub.store.members(&space, 0, 100).expect("rows")
-        );
+        assert_eq!(s.members(&space, 0, 100).expect("rows"), hub.store.members(&space, 0, 100).expect("rows"));
         for (_, member) in &residents {
             let doc = DocId::own_public(member, "2026");
-            assert_eq!(
-                s.heads(&space, &doc).expect("heads"),
-                hub.store.heads(&space, &doc).expect("heads")
-            );
+            assert_eq!(s.heads(&space, &doc).expect("heads"), hub.store.heads(&space, &doc).expect("heads"));
             let hello = s
-                .read(&space, &doc, |d| {
-                    d.get(automerge::ROOT, "hello")
-                        .ok()
-                        .flatten()
-                        .map(|(v, _)| v.to_string())
-                })
+                .read(&space, &doc, |d| d.get(automerge::ROOT, "hello").ok().flatten().map(|(v, _)| v.to_string()))
                 .expect("read");
             assert_eq!(hello.as_deref(), Some("\"大家好\""));
         }

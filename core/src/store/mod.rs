@@ -70,6 +70,27 @@ pub struct ApplyReport {
     pub refused: Vec<(Option<ChangeHash>, Refusal)>,
     /// Changes held back because a dependency has not arrived; offer them again later.
     pub missing_deps: Vec<ChangeHash>,
+    /// The arrival numbers given to the accepted changes (see [`Store::feed`]).
+    pub arrived: Vec<u64>,
+}
+
+/// A page of a store's feed: changes in arrival order, grouped by document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Feed {
+    pub batches: Vec<crate::sync::wire::DocBatch>,
+    /// Everything up to this arrival number has been considered.
+    pub cursor: u64,
+    /// The page stopped at its byte budget; more follows `cursor`.
+    pub more: bool,
+    pub changes: usize,
+}
+
+/// What this store knows of a peer, per space.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerState {
+    pub epoch: [u8; 16],
+    pub recv_cursor: u64,
+    pub sent_cursor: u64,
 }
 
 /// An invite: the code to show as a QR, and the pending member it admits.
@@ -134,6 +155,7 @@ pub struct Store {
     inner: Mutex<Inner>,
     listeners: Mutex<Vec<Sender<Event>>>,
     device: DeviceId,
+    epoch: [u8; 16],
 }
 
 impl std::fmt::Debug for Store {
@@ -154,37 +176,34 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         schema::migrate(&mut conn)?;
-        let seed: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'device_seed'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let seed: Option<Vec<u8>> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'device_seed'", [], |r| r.get(0)).optional()?;
         let key = match seed {
             Some(s) => DeviceKey::from_seed(
-                <[u8; 32]>::try_from(s.as_slice())
-                    .map_err(|_| Error::Internal("device key is damaged".into()))?,
+                <[u8; 32]>::try_from(s.as_slice()).map_err(|_| Error::Internal("device key is damaged".into()))?,
             ),
             None => {
                 let k = DeviceKey::generate()?;
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('device_seed', ?1)",
-                    [k.seed().to_vec()],
-                )?;
+                conn.execute("INSERT INTO meta (key, value) VALUES ('device_seed', ?1)", [k.seed().to_vec()])?;
                 k
+            }
+        };
+        let epoch: Option<Vec<u8>> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| r.get(0)).optional()?;
+        let epoch = match epoch.and_then(|e| <[u8; 16]>::try_from(e.as_slice()).ok()) {
+            Some(e) => e,
+            None => {
+                let e = random_bytes::<16>()?;
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?1)", [e.to_vec()])?;
+                e
             }
         };
         let device = key.id();
         Ok(Store {
-            inner: Mutex::new(Inner {
-                conn,
-                key,
-                docs: HashMap::new(),
-                views: HashMap::new(),
-            }),
+            inner: Mutex::new(Inner { conn, key, docs: HashMap::new(), views: HashMap::new() }),
             listeners: Mutex::new(Vec::new()),
             device,
+            epoch,
         })
     }
 
@@ -193,9 +212,7 @@ impl Store {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
-        self.inner
-            .lock()
-            .map_err(|_| Error::Internal("store lock poisoned".into()))
+        self.inner.lock().map_err(|_| Error::Internal("store lock poisoned".into()))
     }
 
     /// Receive an [`Event`] after every committed change.
@@ -212,11 +229,7 @@ impl Store {
             DocId::Item { item } | DocId::Results { item } => Some(item.clone()),
             _ => None,
         };
-        let ev = Event {
-            space: space.into(),
-            doc: doc.clone(),
-            item,
-        };
+        let ev = Event { space: space.into(), doc: doc.clone(), item };
         if let Ok(mut l) = self.listeners.lock() {
             l.retain(|tx| tx.send(ev.clone()).is_ok());
         }
@@ -237,21 +250,14 @@ impl Store {
         let mut tx = doc.transaction();
         space::write_genesis(&mut tx, name, &member, my_name, &self.device, now)?;
         tx.commit_with(CommitOptions::default().with_time(now));
-        let change = doc
-            .get_last_local_change()
-            .ok_or_else(|| Error::Internal("genesis produced no change".into()))?;
+        let change = doc.get_last_local_change().ok_or_else(|| Error::Internal("genesis produced no change".into()))?;
         let space_id = trust::space_id_of(&change.hash());
         let sig = inner.key.sign_change(&change.hash());
         inner.conn.execute(
             "INSERT INTO spaces (space_id, name, member_id) VALUES (?1, ?2, ?3)",
             params![space_id, name, member],
         )?;
-        let report = merge(
-            &mut inner,
-            &space_id,
-            &DocId::Space,
-            vec![(change, sig.to_vec())],
-        )?;
+        let report = merge(&mut inner, &space_id, &DocId::Space, vec![(change, sig.to_vec())])?;
         refused_as_error(&DocId::Space, &report)?;
         drop(inner);
         self.notify(&space_id, &DocId::Space);
@@ -260,16 +266,9 @@ impl Store {
 
     pub fn spaces(&self) -> Result<Vec<SpaceRow>> {
         let inner = self.lock()?;
-        let mut stmt = inner
-            .conn
-            .prepare("SELECT space_id, name, member_id FROM spaces ORDER BY name")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(SpaceRow {
-                space_id: r.get(0)?,
-                name: r.get(1)?,
-                member_id: r.get(2)?,
-            })
-        })?;
+        let mut stmt = inner.conn.prepare("SELECT space_id, name, member_id FROM spaces ORDER BY name")?;
+        let rows =
+            stmt.query_map([], |r| Ok(SpaceRow { space_id: r.get(0)?, name: r.get(1)?, member_id: r.get(2)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -298,13 +297,7 @@ impl Store {
 
     /// Make a one-time invite for a new member with `roles`. The returned code
     /// carries the space id and the invite's secret key; it fits in a QR code.
-    pub fn create_invite(
-        &self,
-        space: &str,
-        name: &str,
-        roles: &[Role],
-        ttl_ms: Option<i64>,
-    ) -> Result<Invitation> {
+    pub fn create_invite(&self, space: &str, name: &str, roles: &[Role], ttl_ms: Option<i64>) -> Result<Invitation> {
         let invite_key = DeviceKey::generate()?;
         let invite_id = new_id()?;
         let member_id = new_id()?;
@@ -328,11 +321,7 @@ impl Store {
         let mut payload = vec![INVITE_CODE_VERSION];
         payload.extend_from_slice(&space_bytes);
         payload.extend_from_slice(&invite_key.seed());
-        Ok(Invitation {
-            code: base32::encode(&payload),
-            invite_id,
-            member_id,
-        })
+        Ok(Invitation { code: base32::encode(&payload), invite_id, member_id })
     }
 
     /// The space named by an invite code, so a device knows what to fetch
@@ -345,12 +334,7 @@ impl Store {
     /// document as a peer (the server or a hub) sent it; it is checked change
     /// by change from its genesis like any remote change. The redemption is
     /// signed by the invite key and adds this device to the invited member.
-    pub fn join(
-        &self,
-        code: &str,
-        my_name: &str,
-        space_changes: Vec<SignedChange>,
-    ) -> Result<(String, String)> {
+    pub fn join(&self, code: &str, my_name: &str, space_changes: Vec<SignedChange>) -> Result<(String, String)> {
         let (space_id, invite_key) = parse_invite(code)?;
         self.apply(&space_id, &DocId::Space, space_changes)?;
         let mut inner = self.lock()?;
@@ -363,40 +347,21 @@ impl Store {
             .iter()
             .find(|(_, inv)| inv.key == invite_key.id())
             .map(|(id, inv)| (id.clone(), inv.clone()))
-            .ok_or(Error::Refused {
-                doc: DocId::Space,
-                reason: Refusal::BadInvite,
-            })?;
+            .ok_or(Error::Refused { doc: DocId::Space, reason: Refusal::BadInvite })?;
         let now = now_ms();
         if invite.redeemed_by.is_some() || now > invite.expires_at {
-            return Err(Error::Refused {
-                doc: DocId::Space,
-                reason: Refusal::BadInvite,
-            });
+            return Err(Error::Refused { doc: DocId::Space, reason: Refusal::BadInvite });
         }
         let doc = load(&mut inner, &space_id, &DocId::Space)?;
         let mut trial = doc.clone();
         trial.set_actor(invite_key.actor());
         let mut tx = trial.transaction();
-        space::write_redemption(
-            &mut tx,
-            &invite_id,
-            &invite.member,
-            my_name,
-            &self.device,
-            now,
-        )?;
+        space::write_redemption(&mut tx, &invite_id, &invite.member, my_name, &self.device, now)?;
         tx.commit_with(CommitOptions::default().with_time(now));
-        let change = trial
-            .get_last_local_change()
-            .ok_or_else(|| Error::Internal("redemption produced no change".into()))?;
+        let change =
+            trial.get_last_local_change().ok_or_else(|| Error::Internal("redemption produced no change".into()))?;
         let sig = invite_key.sign_change(&change.hash());
-        let report = merge(
-            &mut inner,
-            &space_id,
-            &DocId::Space,
-            vec![(change, sig.to_vec())],
-        )?;
+        let report = merge(&mut inner, &space_id, &DocId::Space, vec![(change, sig.to_vec())])?;
         refused_as_error(&DocId::Space, &report)?;
         inner.conn.execute(
             "INSERT INTO spaces (space_id, name, member_id) VALUES (?1, ?2, ?3)
@@ -429,16 +394,10 @@ impl Store {
         }
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         let Some(hash) = hash else { return Ok(None) };
-        let change = trial
-            .get_change_by_hash(&hash)
-            .ok_or_else(|| Error::Internal("committed change missing".into()))?;
+        let change =
+            trial.get_change_by_hash(&hash).ok_or_else(|| Error::Internal("committed change missing".into()))?;
         let sig = inner.key.sign_change(&hash);
-        let report = merge(
-            &mut inner,
-            space,
-            &DocId::Space,
-            vec![(change, sig.to_vec())],
-        )?;
+        let report = merge(&mut inner, space, &DocId::Space, vec![(change, sig.to_vec())])?;
         refused_as_error(&DocId::Space, &report)?;
         drop(inner);
         self.notify(space, &DocId::Space);
@@ -459,28 +418,19 @@ impl Store {
         F: FnOnce(&mut Transaction<'_>) -> Result<()>,
     {
         if *doc_id == DocId::Space {
-            return Err(Error::Invalid(
-                "edit the space document with edit_space".into(),
-            ));
+            return Err(Error::Invalid("edit the space document with edit_space".into()));
         }
         let mut inner = self.lock()?;
         let now = now_ms();
         {
             let v = view(&mut inner, space)?;
-            let author = v
-                .author(&self.device, now)
-                .map_err(|reason| Error::Refused {
-                    doc: doc_id.clone(),
-                    reason,
-                })?;
+            let author =
+                v.author(&self.device, now).map_err(|reason| Error::Refused { doc: doc_id.clone(), reason })?;
             let allowed = match (doc_id.writers(), &author) {
-                (crate::doc::Writers::Coordinators, Author::Admin(_) | Author::Coordinator(_)) => {
-                    true
+                (crate::doc::Writers::Coordinators, Author::Admin(_) | Author::Coordinator(_)) => true,
+                (crate::doc::Writers::Member(m), Author::Admin(a) | Author::Coordinator(a) | Author::Member(a)) => {
+                    *a == m
                 }
-                (
-                    crate::doc::Writers::Member(m),
-                    Author::Admin(a) | Author::Coordinator(a) | Author::Member(a),
-                ) => *a == m,
                 _ => false,
             };
             if !allowed {
@@ -499,22 +449,14 @@ impl Store {
         }
         let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
         let Some(hash) = hash else { return Ok(None) };
-        let change = doc
-            .get_change_by_hash(&hash)
-            .ok_or_else(|| Error::Internal("committed change missing".into()))?;
+        let change = doc.get_change_by_hash(&hash).ok_or_else(|| Error::Internal("committed change missing".into()))?;
         let writes = if projected(doc_id) {
-            space::change_writes(doc, &change).map_err(|reason| Error::Refused {
-                doc: doc_id.clone(),
-                reason,
-            })?
+            space::change_writes(doc, &change).map_err(|reason| Error::Refused { doc: doc_id.clone(), reason })?
         } else {
             Vec::new()
         };
         let sig = inner.key.sign_change(&hash);
-        let batch = Accepted {
-            changes: vec![(change, sig.to_vec())],
-            writes,
-        };
+        let batch = Accepted { changes: vec![(change, sig.to_vec())], writes };
         if let Err(e) = persist(&mut inner, space, doc_id, &batch, &[], None) {
             evict(&mut inner, space, doc_id);
             return Err(e);
@@ -525,12 +467,7 @@ impl Store {
     }
 
     /// Read a document. The closure sees the merged automerge document.
-    pub fn read<T>(
-        &self,
-        space: &str,
-        doc_id: &DocId,
-        f: impl FnOnce(&Automerge) -> T,
-    ) -> Result<T> {
+    pub fn read<T>(&self, space: &str, doc_id: &DocId, f: impl FnOnce(&Automerge) -> T) -> Result<T> {
         let mut inner = self.lock()?;
         let doc = load(&mut inner, space, doc_id)?;
         Ok(f(doc))
@@ -544,20 +481,13 @@ impl Store {
         let me = self.my_member(space)?;
         let now = now_ms();
         let year = year_of(now);
-        self.write(space, &DocId::Index { year }, |tx| {
-            project::write_index_entry(tx, item_id, kind, title, &me, now)
-        })?;
+        self.write(space, &DocId::Index { year }, |tx| project::write_index_entry(tx, item_id, kind, title, &me, now))?;
         Ok(())
     }
 
     /// Merge changes from a peer. Each is checked before it is merged; the
     /// report says what was accepted, refused (and why), or held back.
-    pub fn apply(
-        &self,
-        space: &str,
-        doc_id: &DocId,
-        changes: Vec<SignedChange>,
-    ) -> Result<ApplyReport> {
+    pub fn apply(&self, space: &str, doc_id: &DocId, changes: Vec<SignedChange>) -> Result<ApplyReport> {
         let mut parsed = Vec::with_capacity(changes.len());
         let mut malformed = Vec::new();
         for sc in changes {
@@ -581,30 +511,22 @@ impl Store {
 
     /// The changes of a document that a peer holding `have` lacks, with their
     /// signatures.
-    pub fn changes_since(
-        &self,
-        space: &str,
-        doc_id: &DocId,
-        have: &[ChangeHash],
-    ) -> Result<Vec<SignedChange>> {
+    pub fn changes_since(&self, space: &str, doc_id: &DocId, have: &[ChangeHash]) -> Result<Vec<SignedChange>> {
         let mut inner = self.lock()?;
         let changes = {
             let doc = load(&mut inner, space, doc_id)?;
             doc.get_changes(have)
         };
-        let mut stmt = inner.conn.prepare_cached("SELECT signature FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4")?;
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT signature FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4",
+        )?;
         let did = doc_id.to_string();
         changes
             .into_iter()
             .map(|c| {
-                let signature: Vec<u8> = stmt.query_row(
-                    params![space, did, c.actor_id().to_bytes(), seq_sql(c.seq())],
-                    |r| r.get(0),
-                )?;
-                Ok(SignedChange {
-                    bytes: c.raw_bytes().to_vec(),
-                    signature,
-                })
+                let signature: Vec<u8> =
+                    stmt.query_row(params![space, did, c.actor_id().to_bytes(), seq_sql(c.seq())], |r| r.get(0))?;
+                Ok(SignedChange { bytes: c.raw_bytes().to_vec(), signature })
             })
             .collect()
     }
@@ -617,13 +539,132 @@ impl Store {
     /// The documents of a space held here.
     pub fn doc_ids(&self, space: &str) -> Result<Vec<DocId>> {
         let inner = self.lock()?;
-        let mut stmt = inner
-            .conn
-            .prepare("SELECT doc_id FROM docs WHERE space_id = ?1 ORDER BY doc_id")?;
-        let ids: Vec<String> = stmt
-            .query_map([space], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
+        let mut stmt = inner.conn.prepare("SELECT doc_id FROM docs WHERE space_id = ?1 ORDER BY doc_id")?;
+        let ids: Vec<String> = stmt.query_map([space], |r| r.get(0))?.collect::<Result<_, _>>()?;
         ids.iter().map(|s| s.parse()).collect()
+    }
+
+    // -----------------------------------------------------------------------
+    // Sync support
+
+    /// The name of this store's feed; it changes only with a new store file.
+    pub fn epoch(&self) -> [u8; 16] {
+        self.epoch
+    }
+
+    /// The highest arrival number in a space (0 when empty).
+    pub fn max_arrived(&self, space: &str) -> Result<u64> {
+        let inner = self.lock()?;
+        max_arrived(&inner.conn, space)
+    }
+
+    /// Changes merged here after arrival number `after`, in arrival order,
+    /// grouped by document, up to about `budget` bytes. Documents `readable`
+    /// refuses and changes in `skip` are passed over (the cursor moves past them).
+    pub fn feed(
+        &self,
+        space: &str,
+        after: u64,
+        budget: usize,
+        readable: &dyn Fn(&DocId) -> bool,
+        skip: &HashSet<ChangeHash>,
+    ) -> Result<Feed> {
+        let mut inner = self.lock()?;
+        let mut feed = Feed { cursor: after, ..Feed::default() };
+        let mut bytes = 0usize;
+        let mut index: HashMap<DocId, usize> = HashMap::new();
+        loop {
+            let rows: Vec<(String, Vec<u8>, Vec<u8>, i64)> = {
+                let mut stmt = inner.conn.prepare_cached(
+                    "SELECT doc_id, hash, signature, arrived FROM changes WHERE space_id = ?1 AND arrived > ?2 ORDER BY arrived LIMIT 2048",
+                )?;
+                let rows = stmt.query_map(params![space, seq_sql(feed.cursor)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
+                rows.collect::<Result<_, _>>()?
+            };
+            if rows.is_empty() {
+                return Ok(feed);
+            }
+            for (doc_id, hash, signature, arrived) in rows {
+                if bytes >= budget {
+                    feed.more = true;
+                    return Ok(feed);
+                }
+                let arrived = u64::try_from(arrived).unwrap_or(0);
+                let (Ok(doc_id), Ok(hash)) = (doc_id.parse::<DocId>(), ChangeHash::try_from(hash.as_slice())) else {
+                    feed.cursor = arrived;
+                    continue;
+                };
+                if !readable(&doc_id) || skip.contains(&hash) {
+                    feed.cursor = arrived;
+                    continue;
+                }
+                let change = load(&mut inner, space, &doc_id)?
+                    .get_change_by_hash(&hash)
+                    .ok_or_else(|| Error::Internal("a recorded change is missing from its document".into()))?;
+                let raw = change.raw_bytes().to_vec();
+                bytes += raw.len() + signature.len();
+                let i = *index.entry(doc_id.clone()).or_insert_with(|| {
+                    feed.batches.push(crate::sync::wire::DocBatch { doc: doc_id.clone(), changes: Vec::new() });
+                    feed.batches.len() - 1
+                });
+                feed.batches[i].changes.push(SignedChange { bytes: raw, signature });
+                feed.changes += 1;
+                feed.cursor = arrived;
+            }
+        }
+    }
+
+    pub fn peer_state(&self, peer: &str, space: &str) -> Result<PeerState> {
+        let inner = self.lock()?;
+        let row: Option<(Vec<u8>, i64, i64)> = inner
+            .conn
+            .query_row(
+                "SELECT epoch, recv_cursor, sent_cursor FROM peers WHERE peer = ?1 AND space_id = ?2",
+                params![peer, space],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        Ok(row
+            .map(|(e, r, s)| PeerState {
+                epoch: <[u8; 16]>::try_from(e.as_slice()).unwrap_or_default(),
+                recv_cursor: u64::try_from(r).unwrap_or(0),
+                sent_cursor: u64::try_from(s).unwrap_or(0),
+            })
+            .unwrap_or_default())
+    }
+
+    pub fn set_peer_state(&self, peer: &str, space: &str, state: &PeerState) -> Result<()> {
+        let inner = self.lock()?;
+        inner.conn.execute(
+            "INSERT INTO peers (peer, space_id, epoch, recv_cursor, sent_cursor) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (peer, space_id) DO UPDATE SET epoch = excluded.epoch, recv_cursor = excluded.recv_cursor, sent_cursor = excluded.sent_cursor",
+            params![peer, space, state.epoch.to_vec(), seq_sql(state.recv_cursor), seq_sql(state.sent_cursor)],
+        )?;
+        Ok(())
+    }
+
+    /// Record a request nonce; false if this device already used it. Nonces
+    /// older than `keep_ms` are forgotten (requests that old are refused by
+    /// their timestamp anyway).
+    pub fn record_nonce(&self, device: &DeviceId, nonce: &[u8], now: i64, keep_ms: i64) -> Result<bool> {
+        let inner = self.lock()?;
+        let fresh = inner
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO nonces (device, nonce, at) VALUES (?1, ?2, ?3)")?
+            .execute(params![device.0.to_vec(), nonce, now])?
+            == 1;
+        if fresh && now % 64 == 0 {
+            inner.conn.execute("DELETE FROM nonces WHERE at < ?1", [now - keep_ms])?;
+        }
+        Ok(fresh)
+    }
+
+    /// Sign a message with this device's key under a domain tag.
+    pub(crate) fn sign_tagged(&self, tag: &[u8], msg: &[u8]) -> Result<[u8; 64]> {
+        let inner = self.lock()?;
+        Ok(inner.key.sign_tagged(tag, msg))
     }
 
     // -----------------------------------------------------------------------
@@ -686,9 +727,8 @@ impl Store {
     /// The audit trail of refused changes in a space.
     pub fn refusals(&self, space: &str) -> Result<Vec<RefusalRow>> {
         let inner = self.lock()?;
-        let mut stmt = inner
-            .conn
-            .prepare("SELECT doc_id, hash, reason FROM refusals WHERE space_id = ?1 ORDER BY id")?;
+        let mut stmt =
+            inner.conn.prepare("SELECT doc_id, hash, reason FROM refusals WHERE space_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map([space], |r| {
             let hash: Option<Vec<u8>> = r.get(1)?;
             Ok(RefusalRow {
@@ -703,9 +743,7 @@ impl Store {
     /// Devices caught signing two different changes with one sequence number.
     pub fn flagged_devices(&self, space: &str) -> Result<Vec<DeviceId>> {
         let inner = self.lock()?;
-        let mut stmt = inner
-            .conn
-            .prepare("SELECT DISTINCT device FROM flags WHERE space_id = ?1 ORDER BY device")?;
+        let mut stmt = inner.conn.prepare("SELECT DISTINCT device FROM flags WHERE space_id = ?1 ORDER BY device")?;
         let rows = stmt.query_map([space], |r| r.get::<_, Vec<u8>>(0))?;
         let mut out = Vec::new();
         for d in rows {
@@ -719,9 +757,7 @@ impl Store {
     /// Run SQLite's own consistency check.
     pub fn integrity_check(&self) -> Result<String> {
         let inner = self.lock()?;
-        Ok(inner
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+        Ok(inner.conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
     }
 }
 
@@ -739,7 +775,8 @@ pub(crate) fn year_of(ms: i64) -> u16 {
     u16::try_from(year.clamp(2000, 9999)).unwrap_or(2000)
 }
 
-fn parse_invite(code: &str) -> Result<(String, DeviceKey)> {
+/// The space an invite code names and the invite's key.
+pub fn parse_invite(code: &str) -> Result<(String, DeviceKey)> {
     let bad = || Error::Invalid("malformed invite code".into());
     let bytes = base32::decode(code).ok_or_else(bad)?;
     if bytes.len() != 49 || bytes[0] != INVITE_CODE_VERSION {
@@ -751,23 +788,23 @@ fn parse_invite(code: &str) -> Result<(String, DeviceKey)> {
 
 fn refused_as_error(doc: &DocId, report: &ApplyReport) -> Result<()> {
     match report.refused.first() {
-        Some((_, reason)) => Err(Error::Refused {
-            doc: doc.clone(),
-            reason: reason.clone(),
-        }),
+        Some((_, reason)) => Err(Error::Refused { doc: doc.clone(), reason: reason.clone() }),
         None => Ok(()),
     }
 }
 
 fn my_member(conn: &Connection, space: &str) -> Result<String> {
-    conn.query_row(
-        "SELECT member_id FROM spaces WHERE space_id = ?1",
-        [space],
-        |r| r.get::<_, Option<String>>(0),
-    )
-    .optional()?
-    .flatten()
-    .ok_or_else(|| Error::UnknownSpace(space.into()))
+    conn.query_row("SELECT member_id FROM spaces WHERE space_id = ?1", [space], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten()
+        .ok_or_else(|| Error::UnknownSpace(space.into()))
+}
+
+fn max_arrived(conn: &Connection, space: &str) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached("SELECT coalesce(max(arrived), 0) FROM changes WHERE space_id = ?1")?
+        .query_row([space], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 fn evict(inner: &mut Inner, space: &str, doc_id: &DocId) {
@@ -785,27 +822,20 @@ fn load<'a>(inner: &'a mut Inner, space: &str, doc_id: &DocId) -> Result<&'a mut
         let doc = read_doc(&inner.conn, space, &key.1)?;
         inner.docs.insert(key.clone(), doc);
     }
-    inner
-        .docs
-        .get_mut(&key)
-        .ok_or_else(|| Error::Internal("document cache".into()))
+    inner.docs.get_mut(&key).ok_or_else(|| Error::Internal("document cache".into()))
 }
 
 fn read_doc(conn: &Connection, space: &str, doc_id: &str) -> Result<Automerge> {
     let snapshot: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT snapshot FROM docs WHERE space_id = ?1 AND doc_id = ?2",
-            params![space, doc_id],
-            |r| r.get(0),
-        )
+        .query_row("SELECT snapshot FROM docs WHERE space_id = ?1 AND doc_id = ?2", params![space, doc_id], |r| {
+            r.get(0)
+        })
         .optional()?;
     let mut doc = match snapshot {
         Some(s) if !s.is_empty() => Automerge::load(&s)?,
         _ => Automerge::new(),
     };
-    let mut stmt = conn.prepare_cached(
-        "SELECT bytes FROM chunks WHERE space_id = ?1 AND doc_id = ?2 ORDER BY seq",
-    )?;
+    let mut stmt = conn.prepare_cached("SELECT bytes FROM chunks WHERE space_id = ?1 AND doc_id = ?2 ORDER BY seq")?;
     let mut rows = stmt.query(params![space, doc_id])?;
     while let Some(row) = rows.next()? {
         let bytes: Vec<u8> = row.get(0)?;
@@ -820,10 +850,7 @@ fn view<'a>(inner: &'a mut Inner, space: &str) -> Result<&'a SpaceView> {
         let v = SpaceView::read(load(inner, space, &DocId::Space)?)?;
         inner.views.insert(space.to_string(), v);
     }
-    inner
-        .views
-        .get(space)
-        .ok_or_else(|| Error::Internal("register cache".into()))
+    inner.views.get(space).ok_or_else(|| Error::Internal("register cache".into()))
 }
 
 struct Accepted {
@@ -838,12 +865,7 @@ fn projected(doc_id: &DocId) -> bool {
 }
 
 /// The one path by which changes enter a document: checks, merge, persist.
-fn merge(
-    inner: &mut Inner,
-    space: &str,
-    doc_id: &DocId,
-    changes: Vec<(Change, Vec<u8>)>,
-) -> Result<ApplyReport> {
+fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, Vec<u8>)>) -> Result<ApplyReport> {
     let mut report = ApplyReport::default();
     let did = doc_id.to_string();
     // Load the register first (it may be this very document), and take it out
@@ -867,17 +889,16 @@ fn merge(
     }
     // Equivocation: a different change already holds this (actor, seq).
     {
-        let mut stmt = inner
-            .conn
-            .prepare_cached("SELECT hash FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4")?;
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT hash FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4",
+        )?;
         let mut claimed: HashMap<(Vec<u8>, u64), ChangeHash> = HashMap::new();
         let mut keep = Vec::with_capacity(pending.len());
         for (c, sig) in pending {
             let actor = c.actor_id().to_bytes().to_vec();
             let seq = c.seq();
-            let stored: Option<Vec<u8>> = stmt
-                .query_row(params![space, did, actor, seq_sql(seq)], |r| r.get(0))
-                .optional()?;
+            let stored: Option<Vec<u8>> =
+                stmt.query_row(params![space, did, actor, seq_sql(seq)], |r| r.get(0)).optional()?;
             let other = stored
                 .and_then(|h| ChangeHash::try_from(h.as_slice()).ok())
                 .or_else(|| claimed.get(&(actor.clone(), seq)).copied());
@@ -897,12 +918,9 @@ fn merge(
         }
         pending = keep;
     }
-    let mut accepted = Accepted {
-        changes: Vec::new(),
-        writes: Vec::new(),
-    };
-    let mut refused_hashes: HashSet<ChangeHash> =
-        refused.iter().filter_map(|(h, _, _)| *h).collect();
+    let vouched = vouch(&pending);
+    let mut accepted = Accepted { changes: Vec::new(), writes: Vec::new() };
+    let mut refused_hashes: HashSet<ChangeHash> = refused.iter().filter_map(|(h, _, _)| *h).collect();
     let doc = load(inner, space, doc_id)?;
     loop {
         let mut progress = false;
@@ -919,19 +937,16 @@ fn merge(
                 progress = true;
                 continue;
             }
-            if !c
-                .deps()
-                .iter()
-                .all(|d| doc.get_change_meta_by_hash(d).is_some())
-            {
+            if !c.deps().iter().all(|d| doc.get_change_meta_by_hash(d).is_some()) {
                 next.push((c, sig));
                 continue;
             }
             progress = true;
+            let signed = vouched.contains(&h);
             let verdict = if *doc_id == DocId::Space {
-                trust::check_space_change(space, doc, &current, &c, &sig).map(|_| ())
+                trust::check_space_change(space, doc, &current, &c, &sig, signed).map(|_| ())
             } else {
-                trust::check_doc_change(doc_id, &current, &c, &sig).map(|_| ())
+                trust::check_doc_change(doc_id, &current, &c, &sig, signed).map(|_| ())
             };
             if let Err(reason) = verdict {
                 refused_hashes.insert(h);
@@ -940,11 +955,7 @@ fn merge(
             }
             if let Err(e) = doc.apply_changes([c.clone()]) {
                 refused_hashes.insert(h);
-                refused.push((
-                    Some(h),
-                    Some(c.actor_id().to_bytes().to_vec()),
-                    Refusal::Malformed(e.to_string()),
-                ));
+                refused.push((Some(h), Some(c.actor_id().to_bytes().to_vec()), Refusal::Malformed(e.to_string())));
                 continue;
             }
             if projected(doc_id) {
@@ -963,17 +974,8 @@ fn merge(
         }
     }
     report.missing_deps = pending.iter().map(|(c, _)| c.hash()).collect();
-    let refusal_rows: Vec<(Option<ChangeHash>, Refusal)> =
-        refused.iter().map(|(h, _, r)| (*h, r.clone())).collect();
-    let result = persist_with_audit(
-        inner,
-        space,
-        doc_id,
-        &accepted,
-        &refusal_rows,
-        &flags,
-        &current,
-    );
+    let refusal_rows: Vec<(Option<ChangeHash>, Refusal)> = refused.iter().map(|(h, _, r)| (*h, r.clone())).collect();
+    let result = persist_with_audit(inner, space, doc_id, &accepted, &refusal_rows, &flags, &current);
     if let Err(e) = result {
         evict(inner, space, doc_id);
         return Err(e);
@@ -981,6 +983,40 @@ fn merge(
     inner.views.insert(space.to_string(), current);
     report.refused = refusal_rows;
     Ok(report)
+}
+
+/// Changes of a batch whose signature need not be checked one by one: for
+/// each actor, the signature of its latest change in the batch is verified,
+/// and every earlier change of that actor it reaches through its deps is
+/// vouched for by that one signature (a hash commits to its whole history).
+fn vouch(batch: &[(Change, Vec<u8>)]) -> HashSet<ChangeHash> {
+    let by_hash: HashMap<ChangeHash, &Change> = batch.iter().map(|(c, _)| (c.hash(), c)).collect();
+    let mut latest: HashMap<&automerge::ActorId, (&Change, &[u8])> = HashMap::new();
+    for (c, sig) in batch {
+        let e = latest.entry(c.actor_id()).or_insert((c, sig));
+        if c.seq() > e.0.seq() {
+            *e = (c, sig);
+        }
+    }
+    let mut vouched = HashSet::new();
+    for (actor, (head, sig)) in latest {
+        if trust::signer(head, sig).is_err() {
+            continue;
+        }
+        let mut stack = vec![head.hash()];
+        let mut seen = HashSet::new();
+        while let Some(h) = stack.pop() {
+            if !seen.insert(h) {
+                continue;
+            }
+            let Some(c) = by_hash.get(&h) else { continue };
+            if c.actor_id() == actor {
+                vouched.insert(h);
+            }
+            stack.extend(c.deps().iter().copied());
+        }
+    }
+    vouched
 }
 
 fn persist_with_audit(
@@ -991,7 +1027,7 @@ fn persist_with_audit(
     refused: &[(Option<ChangeHash>, Refusal)],
     flags: &[(Vec<u8>, ChangeHash)],
     view: &SpaceView,
-) -> Result<()> {
+) -> Result<Vec<u64>> {
     if accepted.changes.is_empty() {
         if !refused.is_empty() || !flags.is_empty() {
             let tx = inner.conn.transaction()?;
@@ -999,13 +1035,13 @@ fn persist_with_audit(
             record_flags(&tx, space, flags)?;
             tx.commit()?;
         }
-        return Ok(());
+        return Ok(Vec::new());
     }
-    persist(inner, space, doc_id, accepted, refused, Some(view))?;
+    let arrived = persist(inner, space, doc_id, accepted, refused, Some(view))?;
     if !flags.is_empty() {
         record_flags(&inner.conn, space, flags)?;
     }
-    Ok(())
+    Ok(arrived)
 }
 
 fn record_refusals(
@@ -1014,22 +1050,20 @@ fn record_refusals(
     doc_id: &DocId,
     refused: &[(Option<ChangeHash>, Refusal)],
 ) -> Result<()> {
-    let mut stmt = conn.prepare_cached("INSERT INTO refusals (space_id, doc_id, hash, actor, reason, at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)")?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO refusals (space_id, doc_id, hash, actor, reason, at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
+    )?;
     let now = now_ms();
     for (h, r) in refused {
-        stmt.execute(params![
-            space,
-            doc_id.to_string(),
-            h.map(|h| h.0.to_vec()),
-            r.to_string(),
-            now
-        ])?;
+        stmt.execute(params![space, doc_id.to_string(), h.map(|h| h.0.to_vec()), r.to_string(), now])?;
     }
     Ok(())
 }
 
 fn record_flags(conn: &Connection, space: &str, flags: &[(Vec<u8>, ChangeHash)]) -> Result<()> {
-    let mut stmt = conn.prepare_cached("INSERT OR IGNORE INTO flags (space_id, device, reason, evidence, at) VALUES (?1, ?2, 'equivocation', ?3, ?4)")?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO flags (space_id, device, reason, evidence, at) VALUES (?1, ?2, 'equivocation', ?3, ?4)",
+    )?;
     for (device, evidence) in flags {
         stmt.execute(params![space, device, evidence.0.to_vec(), now_ms()])?;
     }
@@ -1045,50 +1079,51 @@ fn persist(
     accepted: &Accepted,
     refused: &[(Option<ChangeHash>, Refusal)],
     view: Option<&SpaceView>,
-) -> Result<()> {
+) -> Result<Vec<u64>> {
     let Inner { conn, docs, .. } = inner;
     let did = doc_id.to_string();
-    let doc = docs
-        .get(&(space.to_string(), did.clone()))
-        .ok_or_else(|| Error::Internal("document not loaded".into()))?;
+    let doc =
+        docs.get(&(space.to_string(), did.clone())).ok_or_else(|| Error::Internal("document not loaded".into()))?;
     let tx = conn.transaction()?;
-    tx.prepare_cached("INSERT OR IGNORE INTO docs (space_id, doc_id, kind, snapshot, compacted_at) VALUES (?1, ?2, ?3, x'', 0)")?
-        .execute(params![space, did, doc_id.kind()])?;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO docs (space_id, doc_id, kind, snapshot, compacted_at) VALUES (?1, ?2, ?3, x'', 0)",
+    )?
+    .execute(params![space, did, doc_id.kind()])?;
     let next: i64 = tx
-        .prepare_cached(
-            "SELECT coalesce(max(seq) + 1, 0) FROM chunks WHERE space_id = ?1 AND doc_id = ?2",
-        )?
+        .prepare_cached("SELECT coalesce(max(seq) + 1, 0) FROM chunks WHERE space_id = ?1 AND doc_id = ?2")?
         .query_row(params![space, did], |r| r.get(0))?;
     if next + 1 >= COMPACT_AFTER {
         // Invariant: snapshot + chunks always load to the merged document;
         // here the chunks are folded into the snapshot in the same transaction.
-        tx.prepare_cached("DELETE FROM chunks WHERE space_id = ?1 AND doc_id = ?2")?
-            .execute(params![space, did])?;
-        tx.prepare_cached(
-            "UPDATE docs SET snapshot = ?3, compacted_at = ?4 WHERE space_id = ?1 AND doc_id = ?2",
-        )?
-        .execute(params![space, did, doc.save(), now_ms()])?;
+        tx.prepare_cached("DELETE FROM chunks WHERE space_id = ?1 AND doc_id = ?2")?.execute(params![space, did])?;
+        tx.prepare_cached("UPDATE docs SET snapshot = ?3, compacted_at = ?4 WHERE space_id = ?1 AND doc_id = ?2")?
+            .execute(params![space, did, doc.save(), now_ms()])?;
     } else {
         let mut bytes = Vec::new();
         for (c, _) in &accepted.changes {
             bytes.extend_from_slice(c.raw_bytes());
         }
-        tx.prepare_cached(
-            "INSERT INTO chunks (space_id, doc_id, seq, bytes) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![space, did, next, bytes])?;
+        tx.prepare_cached("INSERT INTO chunks (space_id, doc_id, seq, bytes) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![space, did, next, bytes])?;
     }
+    let mut arrived = Vec::with_capacity(accepted.changes.len());
     {
-        let mut stmt = tx.prepare_cached("INSERT INTO changes (space_id, doc_id, actor, seq, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+        let mut next = max_arrived(&tx, space)?;
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO changes (space_id, doc_id, actor, seq, hash, signature, arrived) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
         for (c, sig) in &accepted.changes {
+            next += 1;
             stmt.execute(params![
                 space,
                 did,
                 c.actor_id().to_bytes(),
                 seq_sql(c.seq()),
                 c.hash().0.to_vec(),
-                sig
+                sig,
+                seq_sql(next)
             ])?;
+            arrived.push(next);
         }
     }
     if !refused.is_empty() {
@@ -1096,16 +1131,14 @@ fn persist(
     }
     match doc_id {
         DocId::Space => {
-            let v = view.ok_or_else(|| {
-                Error::Internal("the register is needed to project the space".into())
-            })?;
+            let v = view.ok_or_else(|| Error::Internal("the register is needed to project the space".into()))?;
             project::space(&tx, space, v, &Touched::from_writes(&accepted.writes))?;
         }
         DocId::Index { .. } => project::index(&tx, space, doc, &accepted.writes)?,
         _ => {}
     }
     tx.commit()?;
-    Ok(())
+    Ok(arrived)
 }
 
 /// Sequence numbers are stored as SQLite integers.
@@ -1115,10 +1148,7 @@ fn seq_sql(seq: u64) -> i64 {
 
 /// The root keys a batch wrote.
 pub(crate) fn root_keys(writes: &[Write]) -> BTreeSet<String> {
-    writes
-        .iter()
-        .filter_map(|w| w.path.first().cloned())
-        .collect()
+    writes.iter().filter_map(|w| w.path.first().cloned()).collect()
 }
 
 #[cfg(test)]

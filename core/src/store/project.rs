@@ -14,14 +14,8 @@ pub(super) fn space(tx: &Connection, space: &str, v: &SpaceView, touched: &Touch
         for key in keys {
             match section {
                 Section::Members => {
-                    tx.execute(
-                        "DELETE FROM members WHERE space_id = ?1 AND member_id = ?2",
-                        params![space, key],
-                    )?;
-                    tx.execute(
-                        "DELETE FROM devices WHERE space_id = ?1 AND member_id = ?2",
-                        params![space, key],
-                    )?;
+                    tx.execute("DELETE FROM members WHERE space_id = ?1 AND member_id = ?2", params![space, key])?;
+                    tx.execute("DELETE FROM devices WHERE space_id = ?1 AND member_id = ?2", params![space, key])?;
                     if let Some(m) = v.members.get(key) {
                         let roles: Vec<&str> = m.roles.iter().map(|r| r.as_str()).collect();
                         tx.execute(
@@ -35,10 +29,7 @@ pub(super) fn space(tx: &Connection, space: &str, v: &SpaceView, touched: &Touch
                     }
                 }
                 Section::Units => {
-                    tx.execute(
-                        "DELETE FROM units WHERE space_id = ?1 AND unit_id = ?2",
-                        params![space, key],
-                    )?;
+                    tx.execute("DELETE FROM units WHERE space_id = ?1 AND unit_id = ?2", params![space, key])?;
                     if let Some(u) = v.units.get(key) {
                         tx.execute(
                             "INSERT INTO units (space_id, unit_id, building, entrance, room, area_centi, grid_id, household_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -60,10 +51,7 @@ pub(super) fn space(tx: &Connection, space: &str, v: &SpaceView, touched: &Touch
                     }
                 }
                 Section::Grids => {
-                    tx.execute(
-                        "DELETE FROM grids WHERE space_id = ?1 AND grid_id = ?2",
-                        params![space, key],
-                    )?;
+                    tx.execute("DELETE FROM grids WHERE space_id = ?1 AND grid_id = ?2", params![space, key])?;
                     if let Some(name) = v.grids.get(key) {
                         tx.execute(
                             "INSERT INTO grids (space_id, grid_id, name) VALUES (?1, ?2, ?3)",
@@ -77,7 +65,10 @@ pub(super) fn space(tx: &Connection, space: &str, v: &SpaceView, touched: &Touch
                         params![space, key],
                     )?;
                     if let Some(label) = v.households.get(key) {
-                        tx.execute("INSERT INTO households (space_id, household_id, label) VALUES (?1, ?2, ?3)", params![space, key, label])?;
+                        tx.execute(
+                            "INSERT INTO households (space_id, household_id, label) VALUES (?1, ?2, ?3)",
+                            params![space, key, label],
+                        )?;
                     }
                 }
                 Section::Invites => {}
@@ -85,8 +76,11 @@ pub(super) fn space(tx: &Connection, space: &str, v: &SpaceView, touched: &Touch
         }
     }
     if touched.meta_touched() {
+        // A space first seen here (a server or hub hosting it) is recorded
+        // without a member of this device's.
         tx.execute(
-            "UPDATE spaces SET name = ?2 WHERE space_id = ?1",
+            "INSERT INTO spaces (space_id, name, member_id) VALUES (?1, ?2, NULL)
+             ON CONFLICT (space_id) DO UPDATE SET name = excluded.name",
             params![space, v.name],
         )?;
     }
@@ -112,10 +106,7 @@ pub(super) fn write_index_entry<T: Transactable>(
 
 pub(super) fn index(tx: &Connection, space: &str, doc: &Automerge, writes: &[Write]) -> Result<()> {
     for item in super::root_keys(writes) {
-        tx.execute(
-            "DELETE FROM items WHERE space_id = ?1 AND item_id = ?2",
-            params![space, item],
-        )?;
+        tx.execute("DELETE FROM items WHERE space_id = ?1 AND item_id = ?2", params![space, item])?;
         if let Some(e) = map_at(doc, &ROOT, &item) {
             tx.execute(
                 "INSERT INTO items (space_id, item_id, kind, title, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

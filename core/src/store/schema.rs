@@ -34,6 +34,16 @@
 //!    - `links(space_id, member_id, unit_id, relation, verified)`.
 //!    - `grids(space_id, grid_id, name)`, `households(space_id, household_id, label)`.
 //!    - `items(space_id, item_id, kind, title, created_by, created_at)`: the item index.
+//! 3. Sync.
+//!    - `changes.arrived`: a per-space arrival number, in the order changes were
+//!      merged here (a causal order): the feed peers read with a cursor.
+//!    - `peers(peer, space_id, epoch, recv_cursor, sent_cursor)`: per peer and
+//!      space, how far into the peer's feed this store has read (for the
+//!      peer's `epoch`), and up to which arrival number the peer has this
+//!      store's changes.
+//!    - `nonces(device, nonce, at)`: request nonces already seen, so a replayed
+//!      request is refused even after a restart. Pruned after the window.
+//!    - `meta.epoch`: 16 random bytes naming this store's feed.
 
 use rusqlite::Connection;
 
@@ -138,6 +148,23 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (space_id, item_id)
      ) STRICT;
      CREATE INDEX items_by_time ON items (space_id, created_at);",
+    // 3: sync
+    "ALTER TABLE changes ADD COLUMN arrived INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX changes_by_arrival ON changes (space_id, arrived);
+     CREATE TABLE peers (
+        peer TEXT NOT NULL,
+        space_id TEXT NOT NULL,
+        epoch BLOB NOT NULL,
+        recv_cursor INTEGER NOT NULL,
+        sent_cursor INTEGER NOT NULL,
+        PRIMARY KEY (peer, space_id)
+     ) STRICT;
+     CREATE TABLE nonces (
+        device BLOB NOT NULL,
+        nonce BLOB NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (device, nonce)
+     ) STRICT, WITHOUT ROWID;",
 ];
 
 /// Bring the schema up to `target` migrations (normally all of them).
@@ -145,17 +172,9 @@ pub fn migrate_to(conn: &mut Connection, target: usize) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
     if version > known {
-        return Err(Error::SchemaTooNew {
-            found: version,
-            known,
-        });
+        return Err(Error::SchemaTooNew { found: version, known });
     }
-    for (i, sql) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .take(target)
-        .skip(version.max(0) as usize)
-    {
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(target).skip(version.max(0) as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -173,13 +192,9 @@ mod tests {
     use super::*;
 
     fn schema(conn: &Connection) -> Vec<(String, String)> {
-        let mut stmt = conn
-            .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
-            .expect("prepare");
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
+        let mut stmt =
+            conn.prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name").expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("query").collect::<Result<_, _>>().expect("rows")
     }
 
     #[test]
@@ -187,25 +202,19 @@ mod tests {
         let mut fresh = Connection::open_in_memory().expect("open");
         migrate(&mut fresh).expect("fresh");
         let want = schema(&fresh);
-        assert!(
-            want.iter().any(|(n, _)| n == "members"),
-            "the latest schema has the query tables"
-        );
+        assert!(want.iter().any(|(n, _)| n == "members"), "the latest schema has the query tables");
         for start in 0..MIGRATIONS.len() {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join("old.db");
             {
                 let mut old = Connection::open(&path).expect("open");
                 migrate_to(&mut old, start).expect("old");
-                old.execute_batch("INSERT INTO meta VALUES ('probe', x'01')")
-                    .ok();
+                old.execute_batch("INSERT INTO meta VALUES ('probe', x'01')").ok();
             }
             let mut conn = Connection::open(&path).expect("reopen");
             migrate(&mut conn).expect("upgrade");
             assert_eq!(schema(&conn), want, "upgrade from version {start}");
-            let v: i64 = conn
-                .pragma_query_value(None, "user_version", |r| r.get(0))
-                .expect("version");
+            let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
             assert_eq!(v, MIGRATIONS.len() as i64);
         }
     }
@@ -214,9 +223,6 @@ mod tests {
     fn a_newer_store_is_refused() {
         let mut conn = Connection::open_in_memory().expect("open");
         conn.pragma_update(None, "user_version", 99).expect("set");
-        assert!(matches!(
-            migrate(&mut conn),
-            Err(Error::SchemaTooNew { found: 99, .. })
-        ));
+        assert!(matches!(migrate(&mut conn), Err(Error::SchemaTooNew { found: 99, .. })));
     }
 }

@@ -29,30 +29,16 @@ pub fn all_changes(from: &Store, space: &str, doc: &DocId) -> Vec<SignedChange> 
 
 /// Copy a whole document from one store to another, checking it was all accepted.
 pub fn copy_doc(from: &Store, to: &Store, space: &str, doc: &DocId) {
-    let report = to
-        .apply(space, doc, all_changes(from, space, doc))
-        .expect("apply");
+    let report = to.apply(space, doc, all_changes(from, space, doc)).expect("apply");
     assert!(report.refused.is_empty(), "refused: {:?}", report.refused);
-    assert!(
-        report.missing_deps.is_empty(),
-        "missing deps: {:?}",
-        report.missing_deps
-    );
+    assert!(report.missing_deps.is_empty(), "missing deps: {:?}", report.missing_deps);
 }
 
 /// A resident joins `space` through an invite made by `coordinator`.
 pub fn join(coordinator: &Store, space: &str, name: &str) -> (Phone, String) {
-    let inv = coordinator
-        .create_invite(space, name, &[linli_core::space::Role::Resident], None)
-        .expect("invite");
+    let inv = coordinator.create_invite(space, name, &[linli_core::space::Role::Resident], None).expect("invite");
     let p = phone();
-    let (s, member) = p
-        .join(
-            &inv.code,
-            name,
-            all_changes(coordinator, space, &DocId::Space),
-        )
-        .expect("join");
+    let (s, member) = p.join(&inv.code, name, all_changes(coordinator, space, &DocId::Space)).expect("join");
     assert_eq!(s, space);
     assert_eq!(member, inv.member_id);
     // The coordinator learns of the redemption.

@@ -1,0 +1,436 @@
+//! The sync protocol: one protocol for phone ↔ server and phone ↔ phone.
+//!
+//! Sans-I/O: this module builds and answers messages ([`wire`]) against a
+//! [`Store`]; moving bytes is a [`Transport`]'s job (HTTP with reqwest in
+//! [`http`], the server's axum routes, a phone's [`hub`], or a test harness
+//! that drops and mangles messages).
+//!
+//! **Two feeds.** Every change merged into a store gets a per-space arrival
+//! number. A device remembers, per peer and space, how far into the peer's
+//! feed it has read (`recv_cursor`, tagged with the peer's `epoch`) and up to
+//! which of its own arrival numbers the peer has everything (`sent_cursor`).
+//! One round: the device sends its changes after `sent_cursor` (every
+//! document, signed) and its `recv_cursor`; the peer merges them, checked,
+//! and answers with the changes of its feed after that cursor which the
+//! device may read. When both sides are current that is **one round trip**.
+//! Cursors only move after a response has been merged, and merging is
+//! idempotent, so an interrupted sync resumes without loss or duplication.
+//!
+//! **Falling back.** A cursor the peer does not recognise (another epoch, or
+//! past the end of its feed: a new or restored peer) makes the peer answer
+//! from the start of its feed, and makes the device resend everything. A
+//! document the peer could not merge for lack of history is sent whole in the
+//! next round. A page that hit its byte budget says `more`, and the device
+//! asks again.
+
+pub mod auth;
+#[cfg(feature = "http")]
+pub mod http;
+pub mod hub;
+pub mod wire;
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use automerge::{Change, ChangeHash};
+
+use crate::doc::DocId;
+use crate::error::Error;
+use crate::store::{PeerState, Store, now_ms};
+use wire::{DocBatch, DocResult, Request, Response};
+
+pub const SYNC_PATH: &str = "/v1/sync";
+pub const JOIN_PATH: &str = "/v1/join";
+/// The largest request body a peer accepts.
+pub const MAX_BODY: usize = 32 << 20;
+/// About how many bytes of changes go into one message; more waits for the next round.
+pub const PAGE_BUDGET: usize = 4 << 20;
+
+// ---------------------------------------------------------------------------
+// Serving
+
+/// Why a serving peer refused a request. Each maps to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("not authenticated: {0}")]
+    Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("this request was already received")]
+    Replay,
+    #[error("the request is larger than {MAX_BODY} bytes")]
+    TooLarge,
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ServeError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ServeError::BadRequest(_) => 400,
+            ServeError::Unauthorized(_) => 401,
+            ServeError::Forbidden(_) => 403,
+            ServeError::NotFound(_) => 404,
+            ServeError::Replay => 409,
+            ServeError::TooLarge => 413,
+            ServeError::Internal(_) => 500,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServeError::BadRequest(_) => "bad_request",
+            ServeError::Unauthorized(_) => "unauthorized",
+            ServeError::Forbidden(_) => "forbidden",
+            ServeError::NotFound(_) => "not_found",
+            ServeError::Replay => "replay",
+            ServeError::TooLarge => "too_large",
+            ServeError::Internal(_) => "internal",
+        }
+    }
+
+    /// The JSON error body: `{"error": kind, "message": text}`.
+    pub fn json(&self) -> String {
+        let message = match self {
+            ServeError::Internal(_) => "internal error".to_string(),
+            other => other.to_string(),
+        };
+        serde_json::json!({ "error": self.kind(), "message": message }).to_string()
+    }
+}
+
+impl From<Error> for ServeError {
+    fn from(e: Error) -> Self {
+        ServeError::Internal(e.to_string())
+    }
+}
+
+/// A served request: the response body and what happened, for metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Served {
+    pub body: Vec<u8>,
+    pub accepted: u64,
+    pub refused: u64,
+    pub sent: usize,
+}
+
+fn authenticate(
+    store: &Store,
+    header: Option<&str>,
+    path: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<auth::Authed, ServeError> {
+    if body.len() > MAX_BODY {
+        return Err(ServeError::TooLarge);
+    }
+    let header = header.ok_or_else(|| ServeError::Unauthorized(auth::AuthError::Malformed.to_string()))?;
+    let authed = auth::verify(header, path, body, now).map_err(|e| ServeError::Unauthorized(e.to_string()))?;
+    if !store.record_nonce(&authed.device, &authed.nonce, now, 2 * auth::WINDOW_MS)? {
+        return Err(ServeError::Replay);
+    }
+    Ok(authed)
+}
+
+fn apply_batch(store: &Store, space: &str, batch: DocBatch) -> Result<DocResult, ServeError> {
+    let r = store.apply(space, &batch.doc, batch.changes)?;
+    Ok(DocResult {
+        doc: batch.doc,
+        accepted: r.accepted.len() as u64,
+        missing: !r.missing_deps.is_empty(),
+        refused: r.refused.iter().map(|(_, reason)| reason.to_string()).collect(),
+    })
+}
+
+/// Answer `POST /v1/sync`: authenticate, merge the device's changes (each
+/// checked before it is merged), and return the feed the device may read.
+pub fn serve_sync(store: &Store, header: Option<&str>, body: &[u8], now: i64) -> Result<Served, ServeError> {
+    let authed = authenticate(store, header, SYNC_PATH, body, now)?;
+    let req = Request::decode(body).map_err(|e| ServeError::BadRequest(e.to_string()))?;
+    let space = hex::encode(req.space);
+    let skip: HashSet<ChangeHash> = req
+        .batches
+        .iter()
+        .flat_map(|b| &b.changes)
+        .filter_map(|c| Change::try_from(c.bytes.as_slice()).ok())
+        .map(|c| c.hash())
+        .collect();
+    // The register first: it may hold the space's genesis or this device's
+    // own admission (an invite's redemption). Its changes are checked on
+    // their own merits, whoever relays them.
+    let (space_batches, others): (Vec<DocBatch>, Vec<DocBatch>) =
+        req.batches.into_iter().partition(|b| b.doc == DocId::Space);
+    let mut results = Vec::new();
+    for b in space_batches {
+        results.push(apply_batch(store, &space, b)?);
+    }
+    let view = store.view(&space)?;
+    if view.members.is_empty() {
+        return Err(ServeError::NotFound("space".into()));
+    }
+    let member = match view.member_of(&authed.device) {
+        Some((id, _)) => id.to_string(),
+        None => return Err(ServeError::Forbidden("not a device of a member of this space".into())),
+    };
+    view.author(&authed.device, now).map_err(|e| ServeError::Forbidden(e.to_string()))?;
+    for b in others {
+        results.push(apply_batch(store, &space, b)?);
+    }
+    let view = store.view(&space)?;
+    let start = if req.epoch == store.epoch() && req.cursor <= store.max_arrived(&space)? { req.cursor } else { 0 };
+    let feed = store.feed(&space, start, PAGE_BUDGET, &|d| view.may_read(&member, d), &skip)?;
+    let accepted = results.iter().map(|r| r.accepted).sum();
+    let refused = results.iter().map(|r| r.refused.len() as u64).sum();
+    let resp = Response { epoch: store.epoch(), cursor: feed.cursor, more: feed.more, batches: feed.batches, results };
+    Ok(Served { body: resp.encode(), accepted, refused, sent: feed.changes })
+}
+
+/// Answer `POST /v1/join`: the bearer of an open invite (the request is
+/// signed by the invite key) receives the space's register, so it can sign its
+/// redemption and then sync as a member. The body is the space's 16 bytes.
+pub fn serve_join(store: &Store, header: Option<&str>, body: &[u8], now: i64) -> Result<Served, ServeError> {
+    let authed = authenticate(store, header, JOIN_PATH, body, now)?;
+    let space = <[u8; 16]>::try_from(body)
+        .map(hex::encode)
+        .map_err(|_| ServeError::BadRequest("the body is a space id".into()))?;
+    let view = store.view(&space)?;
+    let open = view.invites.values().any(|i| i.key == authed.device && i.redeemed_by.is_none() && now <= i.expires_at);
+    if !open {
+        return Err(ServeError::Forbidden("unknown, used or expired invite".into()));
+    }
+    let changes = store.changes_since(&space, &DocId::Space, &[])?;
+    let sent = changes.len();
+    let resp = Response {
+        epoch: [0; 16],
+        cursor: 0,
+        more: false,
+        batches: vec![DocBatch { doc: DocId::Space, changes }],
+        results: vec![],
+    };
+    Ok(Served { body: resp.encode(), accepted: 0, refused: 0, sent })
+}
+
+// ---------------------------------------------------------------------------
+// Syncing
+
+/// Moves one request to a peer and brings back its status and body.
+pub trait Transport {
+    fn post(&self, path: &str, auth: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String>;
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Rounds before giving up (paging and fall-backs take extra rounds).
+    pub max_rounds: u32,
+    /// Retries of one round after a transport failure or a garbled answer.
+    pub retries: u32,
+    /// The first retry's delay; it doubles each time, up to 5 s.
+    pub backoff: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions { max_rounds: 64, retries: 5, backoff: Duration::from_millis(200) }
+    }
+}
+
+/// How a sync is going, reported after each round.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub round: u32,
+    /// Changes sent and received so far.
+    pub sent: usize,
+    pub received: usize,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub rounds: u32,
+    /// Transport attempts, retries included.
+    pub attempts: u32,
+    pub sent: usize,
+    pub received: usize,
+    pub bytes_up: usize,
+    pub bytes_down: usize,
+    /// Changes this device refused from the peer, and the peer from this device.
+    pub refused_here: Vec<String>,
+    pub refused_there: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("the peer could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the peer refused the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    #[error("the peer's answer was malformed")]
+    BadResponse,
+    #[error("sync did not settle in {0} rounds")]
+    TooManyRounds(u32),
+    #[error(transparent)]
+    Core(#[from] Error),
+}
+
+fn space_bytes(space: &str) -> Result<[u8; 16], SyncError> {
+    hex::decode(space)
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+        .ok_or_else(|| SyncError::Core(Error::UnknownSpace(space.into())))
+}
+
+/// One signed exchange, retried with backoff on transport failures, 5xx and
+/// garbled answers; a 4xx is final.
+fn exchange(
+    sign: &dyn Fn(&str, &[u8]) -> crate::Result<String>,
+    transport: &dyn Transport,
+    path: &str,
+    body: &[u8],
+    opts: &SyncOptions,
+    report: &mut SyncReport,
+) -> Result<Response, SyncError> {
+    let mut delay = opts.backoff;
+    let mut last = SyncError::Unreachable("no attempt".into());
+    for attempt in 0..=opts.retries {
+        if attempt > 0 {
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        report.attempts += 1;
+        let header = sign(path, body)?;
+        match transport.post(path, &header, body) {
+            Ok((200, bytes)) => match Response::decode(&bytes) {
+                Ok(r) => {
+                    report.bytes_up += body.len() + header.len();
+                    report.bytes_down += bytes.len();
+                    return Ok(r);
+                }
+                Err(_) => last = SyncError::BadResponse,
+            },
+            Ok((status, bytes)) if (400..500).contains(&status) && status != 408 && status != 429 => {
+                let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                return Err(SyncError::Rejected { status, message });
+            }
+            Ok((status, _)) => last = SyncError::Unreachable(format!("status {status}")),
+            Err(e) => last = SyncError::Unreachable(e),
+        }
+    }
+    Err(last)
+}
+
+/// Merge a peer's batches, the register first; returns the arrival numbers
+/// given here and whether some change lacked its history.
+fn merge_batches(
+    store: &Store,
+    space: &str,
+    mut batches: Vec<DocBatch>,
+    report: &mut SyncReport,
+) -> Result<(BTreeSet<u64>, bool), SyncError> {
+    batches.sort_by_key(|b| b.doc != DocId::Space);
+    let mut arrived = BTreeSet::new();
+    let mut missing = false;
+    for b in batches {
+        let r = store.apply(space, &b.doc, b.changes)?;
+        report.received += r.accepted.len();
+        report.refused_here.extend(r.refused.iter().map(|(_, reason)| format!("{}: {reason}", b.doc)));
+        missing |= !r.missing_deps.is_empty();
+        arrived.extend(r.arrived);
+    }
+    Ok((arrived, missing))
+}
+
+/// Sync one space with one peer until both sides are current.
+pub fn sync(
+    store: &Store,
+    space: &str,
+    peer: &str,
+    transport: &dyn Transport,
+    opts: &SyncOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<SyncReport, SyncError> {
+    let space_id = space_bytes(space)?;
+    let sign = |path: &str, body: &[u8]| {
+        auth::header(&store.device_id(), path, now_ms(), body, |m| store.sign_tagged(auth::TAG, m))
+    };
+    let mut report = SyncReport::default();
+    let mut whole: Vec<DocId> = Vec::new();
+    for round in 1..=opts.max_rounds {
+        let state = store.peer_state(peer, space)?;
+        let mut feed = store.feed(space, state.sent_cursor, PAGE_BUDGET, &|_| true, &HashSet::new())?;
+        for doc in whole.drain(..) {
+            let changes = store.changes_since(space, &doc, &[])?;
+            feed.batches.retain(|b| b.doc != doc);
+            feed.changes += changes.len();
+            feed.batches.push(DocBatch { doc, changes });
+        }
+        feed.batches.sort_by_key(|b| b.doc != DocId::Space);
+        let sent_now = feed.changes;
+        let req = Request { space: space_id, epoch: state.epoch, cursor: state.recv_cursor, batches: feed.batches };
+        let resp = match exchange(&sign, transport, SYNC_PATH, &req.encode(), opts, &mut report) {
+            Ok(r) => r,
+            // The peer does not hold the space although the cursors say it
+            // should (a replaced server): start over, sending everything.
+            Err(SyncError::Rejected { status: 404, .. }) if state != PeerState::default() => {
+                store.set_peer_state(peer, space, &PeerState::default())?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        report.sent += sent_now;
+        let (arrived, lacking) = merge_batches(store, space, resp.batches, &mut report)?;
+        for res in &resp.results {
+            if res.missing {
+                whole.push(res.doc.clone());
+            }
+            report.refused_there.extend(res.refused.iter().map(|r| format!("{}: {r}", res.doc)));
+        }
+        // The peer now holds everything this device sent, and what it sent back.
+        let mut sent = feed.cursor;
+        while arrived.contains(&(sent + 1)) {
+            sent += 1;
+        }
+        // A new peer, or one that lost part of its feed: start over both ways.
+        let peer_reset = state.epoch != [0; 16] && (resp.epoch != state.epoch || resp.cursor < state.recv_cursor);
+        let next = PeerState {
+            epoch: resp.epoch,
+            recv_cursor: if lacking { 0 } else { resp.cursor },
+            sent_cursor: if peer_reset { 0 } else { sent },
+        };
+        store.set_peer_state(peer, space, &next)?;
+        let done = !resp.more && !feed.more && whole.is_empty() && !lacking && !peer_reset;
+        progress(&Progress { round, sent: report.sent, received: report.received, done });
+        if done {
+            report.rounds = round;
+            return Ok(report);
+        }
+    }
+    Err(SyncError::TooManyRounds(opts.max_rounds))
+}
+
+/// Join a space through a peer with an invite code: fetch the register with
+/// the invite key, sign the redemption here, and sync it back.
+pub fn join(
+    store: &Store,
+    code: &str,
+    my_name: &str,
+    peer: &str,
+    transport: &dyn Transport,
+    opts: &SyncOptions,
+) -> Result<(String, String), SyncError> {
+    let (space, key) = crate::store::parse_invite(code)?;
+    let body = space_bytes(&space)?.to_vec();
+    let sign = |path: &str, body: &[u8]| auth::header_with_key(&key, path, now_ms(), body);
+    let mut report = SyncReport::default();
+    let resp = exchange(&sign, transport, JOIN_PATH, &body, opts, &mut report)?;
+    let changes = resp.batches.into_iter().filter(|b| b.doc == DocId::Space).flat_map(|b| b.changes).collect();
+    let joined = store.join(code, my_name, changes)?;
+    sync(store, &space, peer, transport, opts, &mut |_| {})?;
+    Ok(joined)
+}
