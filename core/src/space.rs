@@ -232,8 +232,7 @@ impl SpaceView {
     pub fn read(doc: &Automerge) -> Result<SpaceView> {
         let mut v = SpaceView::default();
         if let Some(meta) = map_at(doc, &ROOT, "meta") {
-            v.name = get_str(doc, &meta, "name").unwrap_or_default();
-            v.created_at = get_i64(doc, &meta, "created_at").unwrap_or_default();
+            v.read_meta(doc, &meta);
         }
         let mut all = Touched::default();
         for section in Section::ALL {
@@ -243,6 +242,11 @@ impl SpaceView {
         }
         v.refresh(doc, &all)?;
         Ok(v)
+    }
+
+    fn read_meta(&mut self, doc: &Automerge, meta: &ObjId) {
+        self.name = get_str(doc, meta, "name").unwrap_or_default();
+        self.created_at = get_i64(doc, meta, "created_at").unwrap_or_default();
     }
 
     /// Re-read only the entries a change touched.
@@ -312,7 +316,7 @@ impl SpaceView {
             }
         }
         if let Some(meta) = touched.1.then(|| map_at(doc, &ROOT, "meta")).flatten() {
-            self.name = get_str(doc, &meta, "name").unwrap_or_default();
+            self.read_meta(doc, &meta);
         }
         Ok(())
     }

@@ -49,7 +49,8 @@ impl TestServer {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let app = linli_server::router(linli_server::AppState::new(store.clone()));
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
                 addr_tx.send(listener.local_addr().expect("addr")).expect("send addr");
@@ -62,7 +63,13 @@ impl TestServer {
             });
         });
         let addr = addr_rx.recv().expect("server address");
-        TestServer { base: format!("http://{addr}"), store, data_dir: data_dir.to_path_buf(), stop: Some(stop_tx), thread: Some(thread) }
+        TestServer {
+            base: format!("http://{addr}"),
+            store,
+            data_dir: data_dir.to_path_buf(),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
     }
 
     /// Stop and start again on the same data directory (a new port).
@@ -115,16 +122,19 @@ impl Transport for Movable {
 /// A transport that, driven by a seed, loses requests, loses answers after the
 /// peer acted on them, garbles answers, and sends requests twice or again
 /// later (the repeats must be refused as replays and harm nothing).
+/// A request kept back (path, auth, body), and whether its first copy reached the peer.
+pub type Held = (String, String, Vec<u8>, bool);
+
 #[allow(missing_debug_implementations)]
 pub struct Faulty<'a> {
-    pub inner: &'a dyn Transport,
+    pub inner: &'a (dyn Transport + Sync),
     pub rng: Mutex<u64>,
-    pub held: Mutex<Option<(String, String, Vec<u8>)>>,
+    pub held: Mutex<Option<Held>>,
     pub faults: Mutex<[u32; 6]>,
 }
 
 impl<'a> Faulty<'a> {
-    pub fn new(inner: &'a dyn Transport, seed: u64) -> Self {
+    pub fn new(inner: &'a (dyn Transport + Sync), seed: u64) -> Self {
         Faulty { inner, rng: Mutex::new(seed | 1), held: Mutex::new(None), faults: Mutex::new([0; 6]) }
     }
 
@@ -146,10 +156,15 @@ impl Transport for Faulty<'_> {
         // A request held back earlier arrives now, out of order: a replay.
         if self.roll() < 10 {
             let held = self.held.lock().expect("held").take();
-            if let Some((p, a, b)) = held {
+            if let Some((p, a, b, delivered)) = held {
                 self.count(5);
                 let (status, _) = self.inner.post(&p, &a, &b)?;
-                assert_eq!(status, 409, "a request delivered twice is refused as a replay");
+                if delivered {
+                    assert_eq!(status, 409, "a request delivered twice is refused as a replay");
+                } else {
+                    // Its first copy never arrived: this late copy is served, harmlessly.
+                    assert!(status == 200 || status == 409, "a late request is served or refused cleanly: {status}");
+                }
             }
         }
         match self.roll() {
@@ -178,8 +193,10 @@ impl Transport for Faulty<'_> {
             }
             28..=33 => {
                 self.count(4);
-                *self.held.lock().expect("held") = Some((path.to_string(), auth.to_string(), body.to_vec()));
-                self.inner.post(path, auth, body)
+                let result = self.inner.post(path, auth, body);
+                let delivered = matches!(result, Ok((200, _)));
+                *self.held.lock().expect("held") = Some((path.to_string(), auth.to_string(), body.to_vec(), delivered));
+                result
             }
             _ => self.inner.post(path, auth, body),
         }

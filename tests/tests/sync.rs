@@ -13,7 +13,12 @@ use linli_core::sync::{self, SYNC_PATH, auth};
 use linli_tests::{TestServer, http, opts, phone, sync_with};
 
 /// Every document `who` may read, with its heads, as held by `store`.
-fn readable_heads(store: &Store, space: &str, who: &str, view: &linli_core::space::SpaceView) -> Vec<(String, Vec<automerge::ChangeHash>)> {
+fn readable_heads(
+    store: &Store,
+    space: &str,
+    who: &str,
+    view: &linli_core::space::SpaceView,
+) -> Vec<(String, Vec<automerge::ChangeHash>)> {
     let mut out: Vec<_> = store
         .doc_ids(space)
         .expect("docs")
@@ -69,7 +74,10 @@ fn a_space_syncs_through_the_server_with_read_scopes() {
     }
     let view = server.store.view(&space).expect("view");
     let coord_member = coord.my_member(&space).expect("me");
-    assert_eq!(readable_heads(&coord, &space, &coord_member, &view), readable_heads(&server.store, &space, &coord_member, &view));
+    assert_eq!(
+        readable_heads(&coord, &space, &coord_member, &view),
+        readable_heads(&server.store, &space, &coord_member, &view)
+    );
     let (a, a_m) = &residents[0];
     let (_, b_m) = &residents[1];
     assert_eq!(readable_heads(a, &space, a_m, &view), readable_heads(&server.store, &space, a_m, &view));
@@ -77,7 +85,10 @@ fn a_space_syncs_through_the_server_with_read_scopes() {
     assert_eq!(a.items(&space, 0, 10).expect("items").len(), 1);
     // Read scopes: a resident never receives a neighbour's private document; the coordinator does.
     let b_private = DocId::own_private(b_m, "2026");
-    assert!(a.heads(&space, &b_private).expect("heads").is_empty(), "a neighbour's private answers never reach this phone");
+    assert!(
+        a.heads(&space, &b_private).expect("heads").is_empty(),
+        "a neighbour's private answers never reach this phone"
+    );
     assert!(!coord.heads(&space, &b_private).expect("heads").is_empty(), "coordinators receive named answers");
     assert!(!a.heads(&space, &DocId::own_public(b_m, "2026")).expect("heads").is_empty());
 }
@@ -180,7 +191,8 @@ fn bad_requests_get_clear_4xx_and_change_nothing() {
 
     // An oversized body.
     let huge = vec![0u8; sync::MAX_BODY + 1];
-    let resp = reqwest::blocking::Client::new().post(format!("{}{SYNC_PATH}", server.base)).body(huge).send().expect("send");
+    let resp =
+        reqwest::blocking::Client::new().post(format!("{}{SYNC_PATH}", server.base)).body(huge).send().expect("send");
     assert_eq!(resp.status().as_u16(), 413);
 
     let after = (server.store.max_arrived(&space).expect("max"), server.store.refusals(&space).expect("audit").len());
@@ -190,7 +202,9 @@ fn bad_requests_get_clear_4xx_and_change_nothing() {
     // device: the request is served, the change refused and reported.
     let me = coord.my_member(&space).expect("me");
     let tablet = DeviceKey::generate().expect("key");
-    coord.edit_space(&space, &[SpaceEdit::AddDevice { member: me.clone(), device: tablet.id(), label: "tablet".into() }]).expect("device");
+    coord
+        .edit_space(&space, &[SpaceEdit::AddDevice { member: me.clone(), device: tablet.id(), label: "tablet".into() }])
+        .expect("device");
     sync_with(&coord, &space, "server", &t);
     let before = (server.store.max_arrived(&space).expect("max"), server.store.refusals(&space).expect("audit").len());
     let doc = DocId::own_private(&me, "2026");
@@ -199,8 +213,16 @@ fn bad_requests_get_clear_4xx_and_change_nothing() {
     tx.put(ROOT, "ballot", "forged").expect("put");
     tx.commit();
     let change = d.get_last_local_change().expect("change");
-    let forged = linli_core::doc::SignedChange { bytes: change.raw_bytes().to_vec(), signature: stranger.sign_change(&change.hash()).to_vec() };
-    let req = Request { space: space_bytes, epoch: [0; 16], cursor: 0, batches: vec![DocBatch { doc: doc.clone(), changes: vec![forged] }] };
+    let forged = linli_core::doc::SignedChange {
+        bytes: change.raw_bytes().to_vec(),
+        signature: stranger.sign_change(&change.hash()).to_vec(),
+    };
+    let req = Request {
+        space: space_bytes,
+        epoch: [0; 16],
+        cursor: 0,
+        batches: vec![DocBatch { doc: doc.clone(), changes: vec![forged] }],
+    };
     let (status, _) = raw(&server.base, &tablet, &req.encode(), None);
     assert_eq!(status, 200, "the member's request is served");
     assert_eq!(server.store.max_arrived(&space).expect("max"), before.0, "nothing merged");
@@ -210,7 +232,8 @@ fn bad_requests_get_clear_4xx_and_change_nothing() {
     assert!(audit.last().expect("row").reason.contains("signature"), "{audit:?}");
     // The same request signed by someone else's key instead of the device it names is not served.
     let body = req.encode();
-    let h = auth::header(&tablet.id(), SYNC_PATH, now_ms(), &body, |m| Ok(stranger.sign_tagged(auth::TAG, m))).expect("header");
+    let h = auth::header(&tablet.id(), SYNC_PATH, now_ms(), &body, |m| Ok(stranger.sign_tagged(auth::TAG, m)))
+        .expect("header");
     assert_eq!(raw(&server.base, &stranger, &body, Some(h)).0, 401);
 
     // The metrics saw it all.
