@@ -244,13 +244,13 @@ impl SpaceView {
         Ok(v)
     }
 
-    fn read_meta(&mut self, doc: &Automerge, meta: &ObjId) {
+    fn read_meta<R: ReadDoc>(&mut self, doc: &R, meta: &ObjId) {
         self.name = get_str(doc, meta, "name").unwrap_or_default();
         self.created_at = get_i64(doc, meta, "created_at").unwrap_or_default();
     }
 
     /// Re-read only the entries a change touched.
-    pub fn refresh(&mut self, doc: &Automerge, touched: &Touched) -> Result<()> {
+    pub fn refresh<R: ReadDoc>(&mut self, doc: &R, touched: &Touched) -> Result<()> {
         for (section, keys) in &touched.0 {
             let Some(obj) = map_at(doc, &ROOT, section.key()) else {
                 continue;
@@ -591,6 +591,30 @@ pub enum SpaceEdit {
         unit: String,
         by: String,
     },
+}
+
+impl SpaceEdit {
+    /// The register entry this edit writes.
+    pub fn touched(&self) -> Touched {
+        let (section, key) = match self {
+            SpaceEdit::AddMember { member, .. }
+            | SpaceEdit::Rename { member, .. }
+            | SpaceEdit::SetRole { member, .. }
+            | SpaceEdit::AddDevice { member, .. }
+            | SpaceEdit::RevokeDevice { member, .. }
+            | SpaceEdit::RemoveMember { member }
+            | SpaceEdit::SetHousehold { member, .. } => (Section::Members, member.clone()),
+            SpaceEdit::AddGrid { grid, .. } => (Section::Grids, grid.clone()),
+            SpaceEdit::AddHousehold { household, .. } => (Section::Households, household.clone()),
+            SpaceEdit::AddUnit { unit, .. } => (Section::Units, unit.clone()),
+            SpaceEdit::Link { member, unit, .. } | SpaceEdit::VerifyOwner { member, unit, .. } => {
+                (Section::Links, link_key(member, unit))
+            }
+        };
+        let mut t = Touched::default();
+        t.insert(section, BTreeSet::from([key]));
+        t
+    }
 }
 
 pub(crate) fn link_key(member: &str, unit: &str) -> String {

@@ -279,3 +279,20 @@ fn the_store_is_safe_to_use_from_several_threads() {
     }
     assert_eq!(rx.try_iter().count(), 100, "one event per committed write");
 }
+
+#[test]
+fn one_edit_adds_a_member_and_their_device() {
+    let s = phone();
+    let space = s.create_space("s", "c").expect("create");
+    let key = linli_core::identity::DeviceKey::generate().expect("key");
+    s.edit_space(
+        &space,
+        &[
+            SpaceEdit::AddMember { member: "m1".into(), name: "新居民".into(), roles: vec![Role::Resident] },
+            SpaceEdit::AddDevice { member: "m1".into(), device: key.id(), label: "phone".into() },
+        ],
+    )
+    .expect("member and device in one change");
+    let v = s.view(&space).expect("view");
+    assert_eq!(v.member_of(&key.id()).map(|(m, _)| m), Some("m1"));
+}

@@ -95,15 +95,17 @@ fn phones_meet_through_a_hub_and_end_identical() {
             ],
         )
         .expect_err("verify needs the link to exist before the edit");
+    // Link and verify in one change: each edit sees the ones before it.
     coordinator
         .store
-        .edit_space(&space, &[SpaceEdit::Link { member: owner.clone(), unit: "u1".into(), relation: Relation::Owner }])
-        .expect("link");
-    let me = coordinator.store.my_member(&space).expect("me");
-    coordinator
-        .store
-        .edit_space(&space, &[SpaceEdit::VerifyOwner { member: owner.clone(), unit: "u1".into(), by: me }])
-        .expect("verify");
+        .edit_space(
+            &space,
+            &[
+                SpaceEdit::Link { member: owner.clone(), unit: "u1".into(), relation: Relation::Owner },
+                SpaceEdit::VerifyOwner { member: owner.clone(), unit: "u1".into(), by: me },
+            ],
+        )
+        .expect("link and verify");
     push(&coordinator.store, &hub.store, &space);
 
     // A phone that was never online takes everything from the hub.

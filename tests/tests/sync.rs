@@ -115,6 +115,22 @@ fn a_current_device_syncs_in_one_round_trip() {
     // Nothing new: still one round trip, nothing sent.
     let r = sync_with(&coord, &space, "server", &t);
     assert_eq!((r.rounds, r.sent, r.received), (1, 0, 0));
+
+    // Residents who joined receive each other's admissions, and never send
+    // back what they received from the server.
+    let invites: Vec<_> = (0..3).map(|i| coord.create_invite(&space, &format!("r{i}"), &[Role::Resident], None).expect("invite")).collect();
+    sync_with(&coord, &space, "server", &t);
+    let mut phones = Vec::new();
+    for inv in &invites {
+        let p = phone();
+        sync::join(&p, &inv.code, "r", "server", &t, &opts()).expect("join");
+        phones.push(p);
+    }
+    for p in &phones {
+        sync_with(p, &space, "server", &t);
+        let r = sync_with(p, &space, "server", &t);
+        assert_eq!((r.rounds, r.sent, r.received), (1, 0, 0), "a current phone sends nothing back");
+    }
 }
 
 #[test]
@@ -221,7 +237,7 @@ fn bad_requests_get_clear_4xx_and_change_nothing() {
         space: space_bytes,
         epoch: [0; 16],
         cursor: 0,
-        batches: vec![DocBatch { doc: doc.clone(), changes: vec![forged] }],
+        batches: vec![DocBatch::changes(doc.clone(), vec![forged])],
     };
     let (status, _) = raw(&server.base, &tablet, &req.encode(), None);
     assert_eq!(status, 200, "the member's request is served");

@@ -288,8 +288,11 @@ impl Store {
     /// checked exactly as a peer would check them.
     pub fn edit_space(&self, space: &str, edits: &[SpaceEdit]) -> Result<Option<ChangeHash>> {
         self.local_space_write(space, |tx, pre, _me, now| {
+            // Each edit sees the register as the earlier edits of the batch left it.
+            let mut seen = pre.clone();
             for e in edits {
-                space::apply_edit(tx, pre, e, now)?;
+                space::apply_edit(tx, &seen, e, now)?;
+                seen.refresh(tx, &e.touched())?;
             }
             Ok(())
         })
@@ -573,21 +576,25 @@ impl Store {
         let mut feed = Feed { cursor: after, ..Feed::default() };
         let mut bytes = 0usize;
         let mut index: HashMap<DocId, usize> = HashMap::new();
+        // Changes stored without a signature of their own (vouched for by a
+        // later change of their actor) may not end a page: the page goes on
+        // until that later, signed change is in it.
+        let mut unsigned: HashSet<(DocId, Vec<u8>)> = HashSet::new();
         loop {
-            let rows: Vec<(String, Vec<u8>, Vec<u8>, i64)> = {
+            let rows: Vec<(String, Vec<u8>, Vec<u8>, Vec<u8>, i64)> = {
                 let mut stmt = inner.conn.prepare_cached(
-                    "SELECT doc_id, hash, signature, arrived FROM changes WHERE space_id = ?1 AND arrived > ?2 ORDER BY arrived LIMIT 2048",
+                    "SELECT doc_id, actor, hash, signature, arrived FROM changes WHERE space_id = ?1 AND arrived > ?2 ORDER BY arrived LIMIT 2048",
                 )?;
                 let rows = stmt.query_map(params![space, seq_sql(feed.cursor)], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?;
                 rows.collect::<Result<_, _>>()?
             };
             if rows.is_empty() {
                 return Ok(feed);
             }
-            for (doc_id, hash, signature, arrived) in rows {
-                if bytes >= budget {
+            for (doc_id, actor, hash, signature, arrived) in rows {
+                if bytes >= budget && unsigned.is_empty() {
                     feed.more = true;
                     return Ok(feed);
                 }
@@ -605,8 +612,13 @@ impl Store {
                     .ok_or_else(|| Error::Internal("a recorded change is missing from its document".into()))?;
                 let raw = change.raw_bytes().to_vec();
                 bytes += raw.len() + signature.len();
+                if signature.is_empty() {
+                    unsigned.insert((doc_id.clone(), actor));
+                } else {
+                    unsigned.remove(&(doc_id.clone(), actor));
+                }
                 let i = *index.entry(doc_id.clone()).or_insert_with(|| {
-                    feed.batches.push(crate::sync::wire::DocBatch { doc: doc_id.clone(), changes: Vec::new() });
+                    feed.batches.push(crate::sync::wire::DocBatch::changes(doc_id.clone(), Vec::new()));
                     feed.batches.len() - 1
                 });
                 feed.batches[i].changes.push(SignedChange { bytes: raw, signature });
@@ -614,6 +626,61 @@ impl Store {
                 feed.cursor = arrived;
             }
         }
+    }
+
+    /// A whole document for a first sync: its `save()` bytes and the
+    /// signature of each actor's latest change, which vouch for the rest.
+    pub fn snapshot_batch(&self, space: &str, doc_id: &DocId) -> Result<crate::sync::wire::DocBatch> {
+        let mut inner = self.lock()?;
+        let snapshot = load(&mut inner, space, doc_id)?.save();
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT hash, signature, max(seq) FROM changes WHERE space_id = ?1 AND doc_id = ?2 GROUP BY actor",
+        )?;
+        let rows = stmt.query_map(params![space, doc_id.to_string()], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?)))?;
+        let mut signed = Vec::new();
+        for row in rows {
+            let (hash, signature) = row?;
+            let hash = <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| Error::Internal("a stored hash is damaged".into()))?;
+            signed.push(crate::sync::wire::SignedHash { hash, signature });
+        }
+        Ok(crate::sync::wire::DocBatch { doc: doc_id.clone(), changes: Vec::new(), snapshot, signed })
+    }
+
+    /// Merge a whole document sent as a snapshot: every change in it goes
+    /// through the same checks as any other, the listed signatures vouching
+    /// for their actors' earlier changes.
+    pub fn apply_snapshot(
+        &self,
+        space: &str,
+        doc_id: &DocId,
+        snapshot: &[u8],
+        signed: &[crate::sync::wire::SignedHash],
+    ) -> Result<ApplyReport> {
+        let doc = match Automerge::load(snapshot) {
+            Ok(d) => d,
+            Err(e) => {
+                let refused = vec![(None, Refusal::Malformed(e.to_string()))];
+                let inner = self.lock()?;
+                record_refusals(&inner.conn, space, doc_id, &refused)?;
+                return Ok(ApplyReport { refused, ..ApplyReport::default() });
+            }
+        };
+        let sigs: HashMap<[u8; 32], &Vec<u8>> = signed.iter().map(|s| (s.hash, &s.signature)).collect();
+        let changes = doc
+            .get_changes(&[])
+            .into_iter()
+            .map(|c| {
+                let sig = sigs.get(&c.hash().0).map(|s| s.to_vec()).unwrap_or_default();
+                (c, sig)
+            })
+            .collect();
+        let mut inner = self.lock()?;
+        let report = merge(&mut inner, space, doc_id, changes)?;
+        drop(inner);
+        if !report.accepted.is_empty() {
+            self.notify(space, doc_id);
+        }
+        Ok(report)
     }
 
     pub fn peer_state(&self, peer: &str, space: &str) -> Result<PeerState> {
@@ -975,10 +1042,12 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
     }
     report.missing_deps = pending.iter().map(|(c, _)| c.hash()).collect();
     let refusal_rows: Vec<(Option<ChangeHash>, Refusal)> = refused.iter().map(|(h, _, r)| (*h, r.clone())).collect();
-    let result = persist_with_audit(inner, space, doc_id, &accepted, &refusal_rows, &flags, &current);
-    if let Err(e) = result {
-        evict(inner, space, doc_id);
-        return Err(e);
+    match persist_with_audit(inner, space, doc_id, &accepted, &refusal_rows, &flags, &current) {
+        Ok(arrived) => report.arrived = arrived,
+        Err(e) => {
+            evict(inner, space, doc_id);
+            return Err(e);
+        }
     }
     inner.views.insert(space.to_string(), current);
     report.refused = refusal_rows;

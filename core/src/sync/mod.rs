@@ -45,6 +45,8 @@ pub const JOIN_PATH: &str = "/v1/join";
 pub const MAX_BODY: usize = 32 << 20;
 /// About how many bytes of changes go into one message; more waits for the next round.
 pub const PAGE_BUDGET: usize = 4 << 20;
+/// A first sync sends whole documents while they fit in this many bytes.
+pub const SNAPSHOT_BUDGET: usize = 64 << 20;
 
 // ---------------------------------------------------------------------------
 // Serving
@@ -181,12 +183,44 @@ pub fn serve_sync(store: &Store, header: Option<&str>, body: &[u8], now: i64) ->
         results.push(apply_batch(store, &space, b)?);
     }
     let view = store.view(&space)?;
-    let start = if req.epoch == store.epoch() && req.cursor <= store.max_arrived(&space)? { req.cursor } else { 0 };
-    let feed = store.feed(&space, start, PAGE_BUDGET, &|d| view.may_read(&member, d), &skip)?;
+    let max = store.max_arrived(&space)?;
+    let start = if req.epoch == store.epoch() && req.cursor <= max { req.cursor } else { 0 };
     let accepted = results.iter().map(|r| r.accepted).sum();
     let refused = results.iter().map(|r| r.refused.len() as u64).sum();
+    let readable = |d: &DocId| view.may_read(&member, d);
+    // A first sync gets whole documents (far smaller than their changes one
+    // by one); everything up to `max` is in them.
+    if start == 0
+        && let Some((batches, sent)) = snapshots(store, &space, &readable)?
+    {
+        let resp = Response { epoch: store.epoch(), cursor: max, more: false, batches, results };
+        return Ok(Served { body: resp.encode(), accepted, refused, sent });
+    }
+    let feed = store.feed(&space, start, PAGE_BUDGET, &readable, &skip)?;
     let resp = Response { epoch: store.epoch(), cursor: feed.cursor, more: feed.more, batches: feed.batches, results };
     Ok(Served { body: resp.encode(), accepted, refused, sent: feed.changes })
+}
+
+/// Every readable document as a snapshot, or `None` when they would not fit
+/// in [`SNAPSHOT_BUDGET`] (the feed then pages through the changes instead).
+fn snapshots(store: &Store, space: &str, readable: &dyn Fn(&DocId) -> bool) -> Result<Option<(Vec<DocBatch>, usize)>, ServeError> {
+    let mut batches = Vec::new();
+    let mut bytes = 0;
+    for doc in store.doc_ids(space)? {
+        if !readable(&doc) {
+            continue;
+        }
+        let b = store.snapshot_batch(space, &doc)?;
+        bytes += b.snapshot.len();
+        if bytes > SNAPSHOT_BUDGET {
+            return Ok(None);
+        }
+        batches.push(b);
+    }
+    // The register first, so the receiver judges the rest against it.
+    batches.sort_by_key(|b| b.doc != DocId::Space);
+    let n = batches.len();
+    Ok(Some((batches, n)))
 }
 
 /// Answer `POST /v1/join`: the bearer of an open invite (the request is
@@ -208,7 +242,7 @@ pub fn serve_join(store: &Store, header: Option<&str>, body: &[u8], now: i64) ->
         epoch: [0; 16],
         cursor: 0,
         more: false,
-        batches: vec![DocBatch { doc: DocId::Space, changes }],
+        batches: vec![DocBatch::changes(DocId::Space, changes)],
         results: vec![],
     };
     Ok(Served { body: resp.encode(), accepted: 0, refused: 0, sent })
@@ -337,7 +371,18 @@ fn merge_batches(
     let mut arrived = BTreeSet::new();
     let mut missing = false;
     for b in batches {
-        let r = store.apply(space, &b.doc, b.changes)?;
+        let mut r = if b.snapshot.is_empty() {
+            crate::store::ApplyReport::default()
+        } else {
+            store.apply_snapshot(space, &b.doc, &b.snapshot, &b.signed)?
+        };
+        if !b.changes.is_empty() {
+            let more = store.apply(space, &b.doc, b.changes)?;
+            r.accepted.extend(more.accepted);
+            r.refused.extend(more.refused);
+            r.missing_deps.extend(more.missing_deps);
+            r.arrived.extend(more.arrived);
+        }
         report.received += r.accepted.len();
         report.refused_here.extend(r.refused.iter().map(|(_, reason)| format!("{}: {reason}", b.doc)));
         missing |= !r.missing_deps.is_empty();
@@ -368,7 +413,7 @@ pub fn sync(
             let changes = store.changes_since(space, &doc, &[])?;
             feed.batches.retain(|b| b.doc != doc);
             feed.changes += changes.len();
-            feed.batches.push(DocBatch { doc, changes });
+            feed.batches.push(DocBatch::changes(doc, changes));
         }
         feed.batches.sort_by_key(|b| b.doc != DocId::Space);
         let sent_now = feed.changes;

@@ -33,6 +33,25 @@ pub enum WireError {
 pub struct DocBatch {
     pub doc: DocId,
     pub changes: Vec<SignedChange>,
+    /// A whole document (automerge `save()` bytes), sent instead of its
+    /// changes on a first sync; empty when the changes travel one by one.
+    pub snapshot: Vec<u8>,
+    /// With a snapshot: the signature of each actor's latest change in it,
+    /// which vouches for all that actor's earlier changes.
+    pub signed: Vec<SignedHash>,
+}
+
+impl DocBatch {
+    pub fn changes(doc: DocId, changes: Vec<SignedChange>) -> Self {
+        DocBatch { doc, changes, snapshot: Vec::new(), signed: Vec::new() }
+    }
+}
+
+/// A change hash and its actor's signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHash {
+    pub hash: [u8; 32],
+    pub signature: Vec<u8>,
 }
 
 /// What the receiving peer made of one document of a request.
@@ -97,6 +116,12 @@ impl Writer {
                 self.bytes(&c.bytes);
                 self.bytes(&c.signature);
             }
+            self.bytes(&b.snapshot);
+            self.uint(b.signed.len() as u64);
+            for s in &b.signed {
+                self.0.extend_from_slice(&s.hash);
+                self.bytes(&s.signature);
+            }
         }
     }
 }
@@ -160,7 +185,15 @@ impl<'a> Reader<'a> {
                 let signature = self.bytes()?.to_vec();
                 changes.push(SignedChange { bytes, signature });
             }
-            out.push(DocBatch { doc, changes });
+            let snapshot = self.bytes()?.to_vec();
+            let k = self.count(33)?;
+            let mut signed = Vec::with_capacity(k);
+            for _ in 0..k {
+                let hash = self.array()?;
+                let signature = self.bytes()?.to_vec();
+                signed.push(SignedHash { hash, signature });
+            }
+            out.push(DocBatch { doc, changes, snapshot, signed });
         }
         Ok(out)
     }
@@ -245,19 +278,20 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample() -> (Request, Response) {
-        let batch = DocBatch {
-            doc: DocId::own_private("m1", "2026"),
-            changes: vec![
+        let batch = DocBatch::changes(
+            DocId::own_private("m1", "2026"),
+            vec![
                 SignedChange { bytes: vec![1, 2, 3], signature: vec![9; 64] },
                 SignedChange { bytes: vec![], signature: vec![] },
             ],
+        );
+        let snapshot = DocBatch {
+            doc: DocId::Space,
+            changes: vec![],
+            snapshot: vec![4; 40],
+            signed: vec![SignedHash { hash: [3; 32], signature: vec![8; 64] }],
         };
-        let req = Request {
-            space: [7; 16],
-            epoch: [0; 16],
-            cursor: 300,
-            batches: vec![batch.clone(), DocBatch { doc: DocId::Space, changes: vec![] }],
-        };
+        let req = Request { space: [7; 16], epoch: [0; 16], cursor: 300, batches: vec![batch.clone(), snapshot] };
         let resp = Response {
             epoch: [1; 16],
             cursor: u64::MAX,
