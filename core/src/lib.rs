@@ -35,6 +35,7 @@
 pub mod doc;
 pub mod error;
 pub mod identity;
+pub mod poll;
 pub mod space;
 pub mod store;
 pub mod sync;

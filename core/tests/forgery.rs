@@ -230,15 +230,49 @@ fn a_role_grant_by_a_non_admin() {
 fn an_unknown_device() {
     let w = world();
     let stranger = DeviceKey::generate().expect("key");
-    let doc = DocId::own_public(&w.resident, "2026");
-    let c = craft(&w.admin, &w.space, &doc, &stranger, &stranger, |tx| {
-        tx.put(ROOT, "post", "hello").expect("put");
-    });
-    assert_refused(&w.admin, &w.space, &doc, c, Refusal::UnknownDevice);
+    // In the register, an unknown device is refused outright.
     let c = craft(&w.admin, &w.space, &DocId::Space, &stranger, &stranger, |tx| {
         tx.put(ROOT, "x", 1).expect("put");
     });
     assert_refused(&w.admin, &w.space, &DocId::Space, c, Refusal::UnknownDevice);
+    // Elsewhere it is held, unmerged: the register may simply not have arrived yet.
+    let doc = DocId::own_public(&w.resident, "2026");
+    let c = craft(&w.admin, &w.space, &doc, &stranger, &stranger, |tx| {
+        tx.put(ROOT, "post", "hello").expect("put");
+    });
+    let r = w.admin.apply(&w.space, &doc, vec![c]).expect("apply");
+    assert!(r.accepted.is_empty() && r.refused.is_empty());
+    assert_eq!(r.held.len(), 1);
+    assert!(w.admin.heads(&w.space, &doc).expect("heads").is_empty(), "nothing merged");
+    // A stranger's device never becomes the resident's: it stays held; once an
+    // admin adds it to the resident, the held change is merged.
+    w.admin
+        .edit_space(
+            &w.space,
+            &[SpaceEdit::AddDevice { member: w.resident.clone(), device: stranger.id(), label: "new".into() }],
+        )
+        .expect("add");
+    assert!(
+        !w.admin.heads(&w.space, &doc).expect("heads").is_empty(),
+        "the held change got in when its device was admitted"
+    );
+    // A device admitted to another member cannot use held changes to write here.
+    let other_key = DeviceKey::generate().expect("key");
+    let c = craft(&w.admin, &w.space, &DocId::own_public(&w.resident, "x"), &other_key, &other_key, |tx| {
+        tx.put(ROOT, "post", "sneaky").expect("put");
+    });
+    w.admin.apply(&w.space, &DocId::own_public(&w.resident, "x"), vec![c]).expect("apply");
+    w.admin
+        .edit_space(
+            &w.space,
+            &[SpaceEdit::AddDevice { member: w.other.clone(), device: other_key.id(), label: "x".into() }],
+        )
+        .expect("add");
+    assert!(
+        w.admin.heads(&w.space, &DocId::own_public(&w.resident, "x")).expect("heads").is_empty(),
+        "refused once judged"
+    );
+    assert!(w.admin.refusals(&w.space).expect("audit").iter().any(|r| r.reason.contains("not a writer")));
 }
 
 #[test]
@@ -316,4 +350,51 @@ fn a_forged_genesis_for_someone_elses_space() {
     let r = target.apply(&w.space, &DocId::Space, genesis).expect("apply");
     assert!(matches!(r.refused.as_slice(), [(_, Refusal::WrongGenesis)]), "{r:?}");
     assert!(target.heads(&w.space, &DocId::Space).expect("heads").is_empty());
+}
+
+/// A device's history as a batch in which only the latest change carries a
+/// signature: the one signature vouches for all (one verification, not 50).
+/// If that signature is wrong, nothing unsigned gets in.
+#[test]
+fn one_signature_vouches_for_an_actors_earlier_changes_and_only_then() {
+    let w = world();
+    let doc = DocId::own_private(&w.resident, "2026");
+    let mut d = Automerge::new().with_actor(w.resident_key.actor());
+    let mut batch = Vec::new();
+    for i in 0..50 {
+        let mut tx = d.transaction();
+        tx.put(ROOT, format!("k{i}"), i as i64).expect("put");
+        tx.commit_with(CommitOptions::default().with_time(now_ms()));
+        let c = d.get_last_local_change().expect("change");
+        batch.push((c.raw_bytes().to_vec(), w.resident_key.sign_change(&c.hash()).to_vec()));
+    }
+    let unsigned = |last_sig: Vec<u8>| -> Vec<SignedChange> {
+        let n = batch.len();
+        batch
+            .iter()
+            .enumerate()
+            .map(|(i, (bytes, _))| SignedChange {
+                bytes: bytes.clone(),
+                signature: if i + 1 == n { last_sig.clone() } else { Vec::new() },
+            })
+            .collect()
+    };
+    let wrong = DeviceKey::generate().expect("key").sign_change(&automerge::ChangeHash([1; 32])).to_vec();
+    let r = w.admin.apply(&w.space, &doc, unsigned(wrong)).expect("apply");
+    assert!(r.accepted.is_empty(), "a bad head signature vouches for nothing");
+    assert_eq!(r.refused.len(), 50);
+    let good = batch.last().expect("last").1.clone();
+    let r = w.admin.apply(&w.space, &doc, unsigned(good)).expect("apply");
+    assert_eq!(r.accepted.len(), 50, "{:?}", r.refused.first());
+    // A changed byte in an early change breaks the chain: its hash is no
+    // longer one the signed head depends on, so it needs its own signature.
+    let w2 = world();
+    let mut tampered = unsigned(batch.last().expect("last").1.clone());
+    let mut d2 = Automerge::new().with_actor(w2.resident_key.actor());
+    let mut tx = d2.transaction();
+    tx.put(ROOT, "k0", 999).expect("put");
+    tx.commit_with(CommitOptions::default().with_time(now_ms()));
+    tampered[0].bytes = d2.get_last_local_change().expect("change").raw_bytes().to_vec();
+    let r = w.admin.apply(&w.space, &DocId::own_private(&w.resident, "other"), tampered).expect("apply");
+    assert!(r.refused.iter().any(|(_, reason)| *reason == Refusal::BadSignature), "{r:?}");
 }

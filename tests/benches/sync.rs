@@ -30,7 +30,12 @@ fn quick() -> bool {
 fn peak_kib(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -41,7 +46,9 @@ fn many_devices() {
     let t = http(&server.base);
     let coord = phone();
     let space = coord.create_space("bench", "coordinator").expect("space");
-    let invites: Vec<_> = (0..n).map(|i| coord.create_invite(&space, &format!("居民{i}"), &[Role::Resident], None).expect("invite")).collect();
+    let invites: Vec<_> = (0..n)
+        .map(|i| coord.create_invite(&space, &format!("居民{i}"), &[Role::Resident], None).expect("invite"))
+        .collect();
     sync_with(&coord, &space, "server", &t);
     let mut devices = Vec::new();
     for inv in &invites {
@@ -64,7 +71,12 @@ fn many_devices() {
     }
     let json: usize = devices
         .iter()
-        .map(|(_, m)| serde_json::json!({ "space": space, "vote": vote, "member": m, "choice": "yes", "at": now_ms() }).to_string().len() + r#"{"ok":true}"#.len())
+        .map(|(_, m)| {
+            serde_json::json!({ "space": space, "vote": vote, "member": m, "choice": "yes", "at": now_ms() })
+                .to_string()
+                .len()
+                + r#"{"ok":true}"#.len()
+        })
         .sum();
     let start = Instant::now();
     let reports: Vec<sync::SyncReport> = std::thread::scope(|s| {
@@ -73,7 +85,13 @@ fn many_devices() {
                 let (devices, space, base) = (&devices, &space, &server.base);
                 s.spawn(move || {
                     let t = http(base);
-                    (lane..devices.len()).step_by(8).map(|i| sync::sync(&devices[i].0, space, "server", &t, &SyncOptions::default(), &mut |_| {}).expect("sync")).collect::<Vec<_>>()
+                    (lane..devices.len())
+                        .step_by(8)
+                        .map(|i| {
+                            sync::sync(&devices[i].0, space, "server", &t, &SyncOptions::default(), &mut |_| {})
+                                .expect("sync")
+                        })
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -82,7 +100,12 @@ fn many_devices() {
     let secs = start.elapsed().as_secs_f64();
     let bytes: usize = reports.iter().map(|r| r.bytes_up + r.bytes_down).sum();
     let max_rounds = reports.iter().map(|r| r.rounds).max().unwrap_or(0);
-    eprintln!("(up {} down {} received {} per device)", reports.iter().map(|r| r.bytes_up).sum::<usize>() / n, reports.iter().map(|r| r.bytes_down).sum::<usize>() / n, reports.iter().map(|r| r.received).sum::<usize>() / n);
+    eprintln!(
+        "(up {} down {} received {} per device)",
+        reports.iter().map(|r| r.bytes_up).sum::<usize>() / n,
+        reports.iter().map(|r| r.bytes_down).sum::<usize>() / n,
+        reports.iter().map(|r| r.received).sum::<usize>() / n
+    );
     let attempts: u32 = reports.iter().map(|r| r.attempts).sum();
     println!(
         "{n} devices, one ballot each: {:.0} syncs/s over 8 client threads; round trips per sync: max {max_rounds} ({attempts} requests in all)",
@@ -113,13 +136,25 @@ fn build_large(server_dir: &std::path::Path, phone_device: &linli_core::identity
     let mut export = serde_json::json!({ "members": [], "units": [], "ballots": [], "posts": [] });
     let mut edits = Vec::new();
     for u in 0..units {
-        edits.push(SpaceEdit::AddUnit { unit: format!("u{u:05}"), building: format!("{}栋", u / 120 + 1), entrance: "1单元".into(), room: format!("{}", 101 + u % 30), area_centi: 6_000 + (u as i64 * 37) % 9_000, grid: None, household: None });
+        edits.push(SpaceEdit::AddUnit {
+            unit: format!("u{u:05}"),
+            building: format!("{}栋", u / 120 + 1),
+            entrance: "1单元".into(),
+            room: format!("{}", 101 + u % 30),
+            area_centi: 6_000 + (u as i64 * 37) % 9_000,
+            grid: None,
+            household: None,
+        });
         export["units"].as_array_mut().expect("a").push(serde_json::json!({ "id": format!("u{u:05}"), "building": format!("{}栋", u / 120 + 1), "entrance": "1单元", "room": format!("{}", 101 + u % 30), "area_centi": 6_000 + (u as i64 * 37) % 9_000 }));
     }
     let keys: Vec<DeviceKey> = (0..members).map(|_| DeviceKey::generate().expect("key")).collect();
     for (m, k) in keys.iter().enumerate() {
         let id = format!("m{m:05}");
-        edits.push(SpaceEdit::AddMember { member: id.clone(), name: format!("居民{m:05}"), roles: vec![Role::Resident] });
+        edits.push(SpaceEdit::AddMember {
+            member: id.clone(),
+            name: format!("居民{m:05}"),
+            roles: vec![Role::Resident],
+        });
         edits.push(SpaceEdit::AddDevice { member: id.clone(), device: k.id(), label: "phone".into() });
         export["members"].as_array_mut().expect("a").push(serde_json::json!({ "id": id, "name": format!("居民{m:05}"), "roles": ["resident"], "device": k.id().to_hex() }));
     }
@@ -128,24 +163,36 @@ fn build_large(server_dir: &std::path::Path, phone_device: &linli_core::identity
         admin.edit_space(&space, chunk).expect("edit");
     }
     let server = Store::open(server_dir.join(linli_server::STORE_FILE)).expect("server store");
-    let r = server.apply(&space, &DocId::Space, admin.changes_since(&space, &DocId::Space, &[]).expect("space")).expect("apply");
+    let r = server
+        .apply(&space, &DocId::Space, admin.changes_since(&space, &DocId::Space, &[]).expect("space"))
+        .expect("apply");
     assert!(r.refused.is_empty());
     let mut changes = r.accepted.len();
     // Each member's ballots and posts, one change each, signed by the member's key.
     for (m, k) in keys.iter().enumerate() {
         let id = format!("m{m:05}");
-        for (doc, n, kind) in [(DocId::own_private(&id, "2026"), ballots, "ballots"), (DocId::own_public(&id, "2026"), posts, "posts")] {
+        for (doc, n, kind) in
+            [(DocId::own_private(&id, "2026"), ballots, "ballots"), (DocId::own_public(&id, "2026"), posts, "posts")]
+        {
             let mut d = Automerge::new().with_actor(k.actor());
             let mut batch = Vec::new();
             for i in 0..n {
                 let mut tx = d.transaction();
                 let key = format!("{kind}{i}");
-                let value = if kind == "ballots" { ["很满意", "满意", "基本满意", "不满意"][i % 4].to_string() } else { format!("第{i}条：楼道灯已经修好了，谢谢大家") };
+                let value = if kind == "ballots" {
+                    ["很满意", "满意", "基本满意", "不满意"][i % 4].to_string()
+                } else {
+                    format!("第{i}条：楼道灯已经修好了，谢谢大家")
+                };
                 tx.put(ROOT, key.as_str(), value.as_str()).expect("put");
                 tx.commit_with(CommitOptions::default().with_time(now_ms()));
                 let c = d.get_last_local_change().expect("change");
-                batch.push(SignedChange { bytes: c.raw_bytes().to_vec(), signature: k.sign_change(&c.hash()).to_vec() });
-                export[kind].as_array_mut().expect("a").push(serde_json::json!({ "member": id, "key": key, "value": value }));
+                batch
+                    .push(SignedChange { bytes: c.raw_bytes().to_vec(), signature: k.sign_change(&c.hash()).to_vec() });
+                export[kind]
+                    .as_array_mut()
+                    .expect("a")
+                    .push(serde_json::json!({ "member": id, "key": key, "value": value }));
             }
             let r = server.apply(&space, &doc, batch).expect("apply");
             assert!(r.refused.is_empty(), "{:?}", r.refused);
@@ -168,19 +215,35 @@ fn first_sync() {
     let device = Store::open(phone_dir.join("linli.db")).expect("phone").device_id();
     let large = build_large(&server_dir, &device);
     let exe = std::env::current_exe().expect("exe");
-    let mut server = Command::new(&exe).args(["--serve", &server_dir.to_string_lossy()]).stdout(Stdio::piped()).spawn().expect("server");
+    let mut server = Command::new(&exe)
+        .args(["--serve", &server_dir.to_string_lossy()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server");
     let mut line = String::new();
     BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("addr");
     let base = line.trim().to_string();
-    let out = Command::new(&exe).args(["--first-sync", &base, &large.space, &phone_dir.to_string_lossy()]).output().expect("phone");
+    let out = Command::new(&exe)
+        .args(["--first-sync", &base, &large.space, &phone_dir.to_string_lossy()])
+        .output()
+        .expect("phone");
     let server_peak = peak_kib(&server.id().to_string());
     let _ = server.kill();
     let _ = server.wait();
     let s = String::from_utf8_lossy(&out.stdout);
     let v: Vec<f64> = s.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-    let [secs, bytes, rounds, received, phone_peak] = v[..] else { panic!("phone printed {s:?} {}", String::from_utf8_lossy(&out.stderr)) };
+    let [secs, bytes, rounds, received, phone_peak] = v[..] else {
+        panic!("phone printed {s:?} {}", String::from_utf8_lossy(&out.stderr))
+    };
     assert_eq!(received as usize, large.changes, "the new phone received every change");
-    println!("first sync of the large space ({} changes): {:.2} s in {rounds} rounds; {:.1} MiB on the wire vs gzip'd JSON export {:.1} MiB, ratio {:.2}x", large.changes, secs, bytes / 1048576.0, large.json_gz as f64 / 1048576.0, bytes / large.json_gz as f64);
+    println!(
+        "first sync of the large space ({} changes): {:.2} s in {rounds} rounds; {:.1} MiB on the wire vs gzip'd JSON export {:.1} MiB, ratio {:.2}x",
+        large.changes,
+        secs,
+        bytes / 1048576.0,
+        large.json_gz as f64 / 1048576.0,
+        bytes / large.json_gz as f64
+    );
     println!("  peak memory: server {:.0} MiB, phone {:.0} MiB", server_peak as f64 / 1024.0, phone_peak / 1024.0);
 }
 
@@ -201,13 +264,23 @@ fn main() {
         Some("--first-sync") => {
             let store = Store::open(std::path::Path::new(&args[4]).join("linli.db")).expect("phone");
             let t = Instant::now();
-            let r = sync::sync(&store, &args[3], "server", &http(&args[2]), &SyncOptions::default(), &mut |_| {}).expect("first sync");
-            println!("{} {} {} {} {}", t.elapsed().as_secs_f64(), r.bytes_up + r.bytes_down, r.rounds, r.received, peak_kib("self"));
+            let r = sync::sync(&store, &args[3], "server", &http(&args[2]), &SyncOptions::default(), &mut |_| {})
+                .expect("first sync");
+            println!(
+                "{} {} {} {} {}",
+                t.elapsed().as_secs_f64(),
+                r.bytes_up + r.bytes_down,
+                r.rounds,
+                r.received,
+                peak_kib("self")
+            );
             return;
         }
         _ => {}
     }
-    let only = |name: &str| !args.iter().any(|a| a.starts_with("--only-")) || args.iter().any(|a| a == &format!("--only-{name}"));
+    let only = |name: &str| {
+        !args.iter().any(|a| a.starts_with("--only-")) || args.iter().any(|a| a == &format!("--only-{name}"))
+    };
     if only("devices") {
         many_devices();
     }

@@ -118,7 +118,9 @@ fn a_current_device_syncs_in_one_round_trip() {
 
     // Residents who joined receive each other's admissions, and never send
     // back what they received from the server.
-    let invites: Vec<_> = (0..3).map(|i| coord.create_invite(&space, &format!("r{i}"), &[Role::Resident], None).expect("invite")).collect();
+    let invites: Vec<_> = (0..3)
+        .map(|i| coord.create_invite(&space, &format!("r{i}"), &[Role::Resident], None).expect("invite"))
+        .collect();
     sync_with(&coord, &space, "server", &t);
     let mut phones = Vec::new();
     for inv in &invites {

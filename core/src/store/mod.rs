@@ -18,7 +18,7 @@
 mod project;
 pub mod schema;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Mutex, MutexGuard};
@@ -32,6 +32,9 @@ use crate::error::{Error, Refusal, Result};
 use crate::identity::{DeviceId, DeviceKey, base32, random_bytes};
 use crate::space::{self, Author, Role, SpaceEdit, SpaceView, Touched, Write};
 use crate::trust;
+
+/// At most this many changes from not-yet-known devices are held per space.
+pub const HELD_LIMIT: i64 = 10_000;
 
 /// Fold a document's chunks into a snapshot after this many.
 pub const COMPACT_AFTER: i64 = 64;
@@ -72,6 +75,11 @@ pub struct ApplyReport {
     pub missing_deps: Vec<ChangeHash>,
     /// The arrival numbers given to the accepted changes (see [`Store::feed`]).
     pub arrived: Vec<u64>,
+    /// Changes from a device the register does not know yet: kept, and merged
+    /// when the register admits the device.
+    pub held: Vec<ChangeHash>,
+    /// Other documents that changed because held changes could now be merged.
+    pub also_changed: Vec<DocId>,
 }
 
 /// A page of a store's feed: changes in arrival order, grouped by document.
@@ -143,6 +151,9 @@ pub struct RefusalRow {
 }
 
 type DocKey = (String, String);
+
+/// (doc id, actor, hash, signature, arrival number) of a `changes` row.
+type FeedRow = (String, Vec<u8>, Vec<u8>, Vec<u8>, i64);
 
 struct Inner {
     conn: Connection,
@@ -509,6 +520,9 @@ impl Store {
         if !report.accepted.is_empty() {
             self.notify(space, doc_id);
         }
+        for d in &report.also_changed {
+            self.notify(space, d);
+        }
         Ok(report)
     }
 
@@ -580,8 +594,11 @@ impl Store {
         // later change of their actor) may not end a page: the page goes on
         // until that later, signed change is in it.
         let mut unsigned: HashSet<(DocId, Vec<u8>)> = HashSet::new();
+        // Documents read for this page only, so serving a large feed does not
+        // fill the shared cache.
+        let mut transient: HashMap<DocId, Automerge> = HashMap::new();
         loop {
-            let rows: Vec<(String, Vec<u8>, Vec<u8>, Vec<u8>, i64)> = {
+            let rows: Vec<FeedRow> = {
                 let mut stmt = inner.conn.prepare_cached(
                     "SELECT doc_id, actor, hash, signature, arrived FROM changes WHERE space_id = ?1 AND arrived > ?2 ORDER BY arrived LIMIT 2048",
                 )?;
@@ -607,7 +624,7 @@ impl Store {
                     feed.cursor = arrived;
                     continue;
                 }
-                let change = load(&mut inner, space, &doc_id)?
+                let change = peek(&mut inner, &mut transient, space, &doc_id)?
                     .get_change_by_hash(&hash)
                     .ok_or_else(|| Error::Internal("a recorded change is missing from its document".into()))?;
                 let raw = change.raw_bytes().to_vec();
@@ -632,7 +649,8 @@ impl Store {
     /// signature of each actor's latest change, which vouch for the rest.
     pub fn snapshot_batch(&self, space: &str, doc_id: &DocId) -> Result<crate::sync::wire::DocBatch> {
         let mut inner = self.lock()?;
-        let snapshot = load(&mut inner, space, doc_id)?.save();
+        let mut transient = HashMap::new();
+        let snapshot = peek(&mut inner, &mut transient, space, doc_id)?.save();
         let mut stmt = inner.conn.prepare_cached(
             "SELECT hash, signature, max(seq) FROM changes WHERE space_id = ?1 AND doc_id = ?2 GROUP BY actor",
         )?;
@@ -640,7 +658,8 @@ impl Store {
         let mut signed = Vec::new();
         for row in rows {
             let (hash, signature) = row?;
-            let hash = <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| Error::Internal("a stored hash is damaged".into()))?;
+            let hash = <[u8; 32]>::try_from(hash.as_slice())
+                .map_err(|_| Error::Internal("a stored hash is damaged".into()))?;
             signed.push(crate::sync::wire::SignedHash { hash, signature });
         }
         Ok(crate::sync::wire::DocBatch { doc: doc_id.clone(), changes: Vec::new(), snapshot, signed })
@@ -821,6 +840,12 @@ impl Store {
         Ok(out)
     }
 
+    /// Read query tables with the store's connection (for modules' own queries).
+    pub(crate) fn query<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let inner = self.lock()?;
+        f(&inner.conn)
+    }
+
     /// Run SQLite's own consistency check.
     pub fn integrity_check(&self) -> Result<String> {
         let inner = self.lock()?;
@@ -879,6 +904,27 @@ fn evict(inner: &mut Inner, space: &str, doc_id: &DocId) {
     inner.views.remove(space);
 }
 
+/// A document to read once: the cached one if it is loaded, else a copy
+/// loaded into `transient` (not the shared cache).
+fn peek<'a>(
+    inner: &'a mut Inner,
+    transient: &'a mut HashMap<DocId, Automerge>,
+    space: &str,
+    doc_id: &DocId,
+) -> Result<&'a Automerge> {
+    let key = (space.to_string(), doc_id.to_string());
+    if let Some(d) = inner.docs.get(&key) {
+        return Ok(d);
+    }
+    if !transient.contains_key(doc_id) {
+        if transient.len() >= 64 {
+            transient.clear();
+        }
+        transient.insert(doc_id.clone(), read_doc(&inner.conn, space, &key.1)?);
+    }
+    transient.get(doc_id).ok_or_else(|| Error::Internal("document cache".into()))
+}
+
 /// The loaded document, from the cache or from its snapshot and chunks.
 fn load<'a>(inner: &'a mut Inner, space: &str, doc_id: &DocId) -> Result<&'a mut Automerge> {
     let key = (space.to_string(), doc_id.to_string());
@@ -928,7 +974,7 @@ struct Accepted {
 
 /// Kinds whose content feeds query tables.
 fn projected(doc_id: &DocId) -> bool {
-    matches!(doc_id, DocId::Space | DocId::Index { .. })
+    matches!(doc_id, DocId::Space | DocId::Index { .. } | DocId::Own { .. })
 }
 
 /// The one path by which changes enter a document: checks, merge, persist.
@@ -986,6 +1032,8 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
         pending = keep;
     }
     let vouched = vouch(&pending);
+    let mut held: Vec<(Change, Vec<u8>)> = Vec::new();
+    let mut held_hashes: HashSet<ChangeHash> = HashSet::new();
     let mut accepted = Accepted { changes: Vec::new(), writes: Vec::new() };
     let mut refused_hashes: HashSet<ChangeHash> = refused.iter().filter_map(|(h, _, _)| *h).collect();
     let doc = load(inner, space, doc_id)?;
@@ -994,6 +1042,12 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
         let mut next = Vec::with_capacity(pending.len());
         for (c, sig) in pending {
             let h = c.hash();
+            if c.deps().iter().any(|d| held_hashes.contains(d)) {
+                held_hashes.insert(h);
+                held.push((c, sig));
+                progress = true;
+                continue;
+            }
             if c.deps().iter().any(|d| refused_hashes.contains(d)) {
                 refused_hashes.insert(h);
                 refused.push((
@@ -1016,6 +1070,11 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
                 trust::check_doc_change(doc_id, &current, &c, &sig, signed).map(|_| ())
             };
             if let Err(reason) = verdict {
+                if *doc_id != DocId::Space && reason == Refusal::UnknownDevice {
+                    held_hashes.insert(h);
+                    held.push((c, sig));
+                    continue;
+                }
                 refused_hashes.insert(h);
                 refused.push((Some(h), Some(c.actor_id().to_bytes().to_vec()), reason));
                 continue;
@@ -1041,6 +1100,26 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
         }
     }
     report.missing_deps = pending.iter().map(|(c, _)| c.hash()).collect();
+    let held_now: i64 = if held.is_empty() {
+        0
+    } else {
+        inner.conn.prepare_cached("SELECT count(*) FROM held WHERE space_id = ?1")?.query_row([space], |r| r.get(0))?
+    };
+    if held_now >= HELD_LIMIT {
+        // Past the limit, changes from unknown devices are refused outright.
+        for (c, _) in held.drain(..) {
+            refused.push((Some(c.hash()), None, Refusal::UnknownDevice));
+        }
+    }
+    if !held.is_empty() {
+        let mut stmt = inner.conn.prepare_cached(
+            "INSERT OR IGNORE INTO held (space_id, doc_id, hash, bytes, signature, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (c, sig) in &held {
+            stmt.execute(params![space, did, c.hash().0.to_vec(), c.raw_bytes(), sig, now_ms()])?;
+        }
+    }
+    report.held = held.iter().map(|(c, _)| c.hash()).collect();
     let refusal_rows: Vec<(Option<ChangeHash>, Refusal)> = refused.iter().map(|(h, _, r)| (*h, r.clone())).collect();
     match persist_with_audit(inner, space, doc_id, &accepted, &refusal_rows, &flags, &current) {
         Ok(arrived) => report.arrived = arrived,
@@ -1051,7 +1130,41 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
     }
     inner.views.insert(space.to_string(), current);
     report.refused = refusal_rows;
+    if *doc_id == DocId::Space && !report.accepted.is_empty() {
+        report.also_changed = retry_held(inner, space)?;
+    }
     Ok(report)
+}
+
+/// Try the held changes of a space again (the register just changed).
+/// Returns the documents that took some of them.
+fn retry_held(inner: &mut Inner, space: &str) -> Result<Vec<DocId>> {
+    let rows: Vec<(String, Vec<u8>, Vec<u8>)> = {
+        let mut stmt =
+            inner.conn.prepare_cached("SELECT doc_id, bytes, signature FROM held WHERE space_id = ?1 ORDER BY at")?;
+        let rows = stmt.query_map([space], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_doc: BTreeMap<String, Vec<(Change, Vec<u8>)>> = BTreeMap::new();
+    for (doc, bytes, sig) in rows {
+        if let Ok(c) = Change::try_from(bytes.as_slice()) {
+            by_doc.entry(doc).or_default().push((c, sig));
+        }
+    }
+    inner.conn.execute("DELETE FROM held WHERE space_id = ?1", [space])?;
+    let mut changed = Vec::new();
+    for (doc, changes) in by_doc {
+        let Ok(doc_id) = doc.parse::<DocId>() else { continue };
+        // Still-unknown devices are held again by this merge.
+        let r = merge(inner, space, &doc_id, changes)?;
+        if !r.accepted.is_empty() {
+            changed.push(doc_id);
+        }
+    }
+    Ok(changed)
 }
 
 /// Changes of a batch whose signature need not be checked one by one: for
@@ -1204,6 +1317,7 @@ fn persist(
             project::space(&tx, space, v, &Touched::from_writes(&accepted.writes))?;
         }
         DocId::Index { .. } => project::index(&tx, space, doc, &accepted.writes)?,
+        DocId::Own { member, part, .. } => project::own(&tx, space, member, part, doc, &accepted.writes)?,
         _ => {}
     }
     tx.commit()?;

@@ -123,3 +123,50 @@ pub(super) fn index(tx: &Connection, space: &str, doc: &Automerge, writes: &[Wri
     }
     Ok(())
 }
+
+/// Ballot documents (`own/<author>/…/<vote>`): entries `b/…` are ballots,
+/// `g/…` proxy grants. Each row keeps the hash of the change that wrote the
+/// entry: the voter's receipt.
+pub(super) fn own(
+    tx: &Connection,
+    space: &str,
+    author: &str,
+    vote: &str,
+    doc: &Automerge,
+    writes: &[Write],
+) -> Result<()> {
+    for key in super::root_keys(writes) {
+        let Some(e) = map_at(doc, &ROOT, &key) else { continue };
+        if key.starts_with("b/") {
+            let receipt = doc.hash_for_opid(&e).map(|h| h.0.to_vec()).unwrap_or_default();
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO ballots (space_id, vote_id, author, entry, voter, mode, choice, at, receipt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                space,
+                vote,
+                author,
+                key,
+                get_str(doc, &e, "for").unwrap_or_default(),
+                get_str(doc, &e, "mode").unwrap_or_default(),
+                get_str(doc, &e, "choice").unwrap_or_default(),
+                get_i64(doc, &e, "at").unwrap_or_default(),
+                receipt
+            ])?;
+        } else if key.starts_with("g/") {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO proxy_grants (space_id, vote_id, grantor, entry, proxy, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                space,
+                vote,
+                author,
+                key,
+                get_str(doc, &e, "to").unwrap_or_default(),
+                get_i64(doc, &e, "at").unwrap_or_default()
+            ])?;
+        }
+    }
+    Ok(())
+}

@@ -44,6 +44,16 @@
 //!    - `nonces(device, nonce, at)`: request nonces already seen, so a replayed
 //!      request is refused even after a restart. Pruned after the window.
 //!    - `meta.epoch`: 16 random bytes naming this store's feed.
+//! 4. Votes.
+//!    - `ballots(space_id, vote_id, author, entry, voter, mode, choice, at, receipt)`:
+//!      every ballot entry of every member's ballot document (`own/<author>/…/<vote>`):
+//!      who it is for, how it was cast (own, proxy, paper), the choice (JSON
+//!      list of option indexes), its time, and the hash of the change that
+//!      wrote it (the voter's receipt). Tallies read this, not the documents.
+//!    - `proxy_grants(space_id, vote_id, grantor, entry, proxy, at)`.
+//!    - `held(space_id, doc_id, hash, bytes, signature, at)`: changes from a
+//!      device the register does not know yet (or that depend on such
+//!      changes), kept and tried again whenever the register changes.
 
 use rusqlite::Connection;
 
@@ -164,6 +174,37 @@ pub const MIGRATIONS: &[&str] = &[
         nonce BLOB NOT NULL,
         at INTEGER NOT NULL,
         PRIMARY KEY (device, nonce)
+     ) STRICT, WITHOUT ROWID;",
+    // 4: votes
+    "CREATE TABLE ballots (
+        space_id TEXT NOT NULL,
+        vote_id TEXT NOT NULL,
+        author TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        voter TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        choice TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        receipt BLOB NOT NULL,
+        PRIMARY KEY (space_id, vote_id, author, entry)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE proxy_grants (
+        space_id TEXT NOT NULL,
+        vote_id TEXT NOT NULL,
+        grantor TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        proxy TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, vote_id, grantor, entry)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE held (
+        space_id TEXT NOT NULL,
+        doc_id TEXT NOT NULL,
+        hash BLOB NOT NULL,
+        bytes BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, doc_id, hash)
      ) STRICT, WITHOUT ROWID;",
 ];
 

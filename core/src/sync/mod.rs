@@ -203,7 +203,11 @@ pub fn serve_sync(store: &Store, header: Option<&str>, body: &[u8], now: i64) ->
 
 /// Every readable document as a snapshot, or `None` when they would not fit
 /// in [`SNAPSHOT_BUDGET`] (the feed then pages through the changes instead).
-fn snapshots(store: &Store, space: &str, readable: &dyn Fn(&DocId) -> bool) -> Result<Option<(Vec<DocBatch>, usize)>, ServeError> {
+fn snapshots(
+    store: &Store,
+    space: &str,
+    readable: &dyn Fn(&DocId) -> bool,
+) -> Result<Option<(Vec<DocBatch>, usize)>, ServeError> {
     let mut batches = Vec::new();
     let mut bytes = 0;
     for doc in store.doc_ids(space)? {

@@ -1,0 +1,908 @@
+//! Module 2: votes, satisfaction votes and owners' decisions (表决 / 满意度测评).
+//!
+//! **Documents.** A vote is an item: its definition and lifecycle live in
+//! `item/<vote>`, written by coordinators:
+//!
+//! ```text
+//! kind: "vote", spec: <VoteSpec as JSON>, created_at
+//! opened: { at, by, electorate: <Vec<Voter> as JSON> }   -- written once, at open
+//! closed: { at, by }                                      -- written once, at close
+//! hidden: true                                            -- set once, never cleared
+//! ```
+//!
+//! Ballots are entries in the voter's own document `own/<member>/<vis>/<vote>`
+//! (`pub` when every member may see ballots, `priv` when only coordinators
+//! may: the read scopes of sync enforce it). Each entry sits at the root
+//! under a unique key `b/<ms>/<random>`: `{ for, mode, choice, at }`, where
+//! `mode` is `own`, `proxy` (cast by a proxy holder for `for`) or `paper`
+//! (entered by a coordinator at a meeting). A proxy grant is an entry
+//! `g/<ms>/<random>`: `{ to, at }` in the grantor's document. The receipt of
+//! a ballot is the hash of the change that wrote its entry.
+//!
+//! **The tally** ([`tally`]) is a pure function of the vote's item document
+//! and the set of ballot and grant entries, whatever order they arrived in:
+//!
+//! 1. The electorate is the one frozen in the open event (so a member added
+//!    later does not move the thresholds).
+//! 2. A ballot dated before the open or at/after the close is set aside
+//!    (`before_open`, `after_close`): a ballot cast offline before the close
+//!    and synced later counts; one cast after it does not. The date is the
+//!    one the voter's device signed.
+//! 3. A ballot must be cast by the voter (`own`), by a holder of the voter's
+//!    proxy in force at the ballot's time and within the proxy limit
+//!    (`proxy`), or by a coordinator (`paper`); else `not_authorised`.
+//!    A voter outside the electorate: `not_eligible`; a choice the kind does
+//!    not allow: `invalid_choice`.
+//! 4. Per electorate entry one ballot counts: **the voter's own ballot beats a
+//!    proxy's, which beats a paper one** (the member's own act is the most
+//!    direct evidence of their will; a paper ballot entered for someone who
+//!    also voted on their phone is most likely a mistake); within a mode the
+//!    latest counts, ties broken by the greater receipt hash. The others are
+//!    `superseded`.
+//! 5. For owners' decisions (PRC Civil Code art. 278) the electorate is the
+//!    verified owners, one head each, weighted by the floor area of the units
+//!    they own (a co-owned unit is credited to its verified owner with the
+//!    smallest member id, so each unit counts once). Thresholds are compared
+//!    in exact integer arithmetic: participation ≥ 2/3 of the area and ≥ 2/3
+//!    of the heads; a special matter passes with ≥ 3/4 of the participating
+//!    area and heads, any other with more than half of both.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ROOT, ReadDoc};
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use crate::doc::DocId;
+use crate::error::{Error, Result};
+use crate::space::{Role, SpaceView, get_i64, get_str, map_at};
+use crate::store::{Store, new_id, now_ms};
+
+/// The five standard satisfaction labels, best first.
+pub const SATISFACTION: [&str; 5] = ["很满意", "满意", "基本满意", "不满意", "很不满意"];
+/// Labels of a yes / no / abstain vote.
+pub const YES_NO_ABSTAIN: [&str; 3] = ["同意", "反对", "弃权"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum VoteKind {
+    YesNoAbstain,
+    Single { options: Vec<String> },
+    Multi { options: Vec<String>, min: u32, max: u32 },
+    Satisfaction,
+}
+
+impl VoteKind {
+    pub fn labels(&self) -> Vec<String> {
+        match self {
+            VoteKind::YesNoAbstain => YES_NO_ABSTAIN.iter().map(|s| s.to_string()).collect(),
+            VoteKind::Satisfaction => SATISFACTION.iter().map(|s| s.to_string()).collect(),
+            VoteKind::Single { options } | VoteKind::Multi { options, .. } => options.clone(),
+        }
+    }
+
+    /// Whether `choice` (option indexes) is a valid ballot of this kind.
+    pub fn accepts(&self, choice: &[u32]) -> bool {
+        let n = self.labels().len() as u32;
+        let distinct: BTreeSet<u32> = choice.iter().copied().collect();
+        if distinct.len() != choice.len() || choice.iter().any(|c| *c >= n) {
+            return false;
+        }
+        match self {
+            VoteKind::Multi { min, max, .. } => (*min..=*max).contains(&(choice.len() as u32)),
+            _ => choice.len() == 1,
+        }
+    }
+}
+
+/// Owners' matters under art. 278: the special ones need 3/4, the others more than half.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Matter {
+    /// Raising maintenance funds, rebuilding, changing the use of common parts
+    /// or running a business on them.
+    Special,
+    /// Using maintenance funds, hiring the property manager, rules, …
+    Ordinary,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Eligibility {
+    AllMembers,
+    Role {
+        role: String,
+    },
+    Grid {
+        grid: String,
+    },
+    Building {
+        building: String,
+    },
+    /// One ballot per household.
+    Household,
+    /// Verified owners, weighted by floor area (art. 278).
+    VerifiedOwners {
+        matter: Matter,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BallotVisibility {
+    /// Every member may see individual ballots.
+    AllMembers,
+    /// Only coordinators (and the voter) see them.
+    CoordinatorsOnly,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteSpec {
+    pub title: String,
+    pub kind: VoteKind,
+    pub eligibility: Eligibility,
+    pub visibility: BallotVisibility,
+    /// Results stay hidden until the close (one-way: cannot be revealed early).
+    pub hide_results: bool,
+    /// How many members one person may hold proxies for.
+    pub proxy_limit: u32,
+}
+
+impl VoteSpec {
+    fn validate(&self) -> Result<()> {
+        if self.title.trim().is_empty() {
+            return Err(Error::Invalid("a vote needs a title".into()));
+        }
+        match &self.kind {
+            VoteKind::Single { options } if options.len() < 2 => {
+                Err(Error::Invalid("a choice needs two options".into()))
+            }
+            VoteKind::Multi { options, min, max }
+                if options.len() < 2 || min > max || *max as usize > options.len() =>
+            {
+                Err(Error::Invalid("multiple choice needs options and 0 ≤ min ≤ max ≤ options".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn ballot_doc(&self, member: &str, vote: &str) -> DocId {
+        match self.visibility {
+            BallotVisibility::AllMembers => DocId::own_public(member, vote),
+            BallotVisibility::CoordinatorsOnly => DocId::own_private(member, vote),
+        }
+    }
+}
+
+/// One entry of the electorate: who may cast it and what it weighs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Voter {
+    /// A member id, or a household id for per-household votes.
+    pub id: String,
+    /// The members whose ballots count for this entry.
+    pub members: Vec<String>,
+    /// Floor area in hundredths of m² (owners' decisions; 0 otherwise).
+    pub area_centi: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Draft,
+    Open,
+    Closed,
+    Published,
+}
+
+/// A vote as its item document says it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vote {
+    pub id: String,
+    pub spec: VoteSpec,
+    pub stage: Stage,
+    pub opened_at: Option<i64>,
+    pub closed_at: Option<i64>,
+    pub electorate: Vec<Voter>,
+    pub hidden: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Own,
+    Proxy,
+    Paper,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Own => "own",
+            Mode::Proxy => "proxy",
+            Mode::Paper => "paper",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Mode> {
+        [Mode::Own, Mode::Proxy, Mode::Paper].into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// Higher wins: own over proxy over paper.
+    fn rank(self) -> u8 {
+        match self {
+            Mode::Own => 2,
+            Mode::Proxy => 1,
+            Mode::Paper => 0,
+        }
+    }
+}
+
+/// A ballot entry as cast, from whichever document holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cast {
+    /// The member whose document holds the entry (the one who cast it).
+    pub author: String,
+    /// The member it is for.
+    pub voter: String,
+    pub mode: Mode,
+    pub choice: Vec<u32>,
+    pub at: i64,
+    /// The hash of the change that wrote the entry.
+    pub receipt: [u8; 32],
+}
+
+/// A proxy grant entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub grantor: String,
+    /// The member given the proxy; empty withdraws it.
+    pub proxy: String,
+    pub at: i64,
+    pub entry: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Count {
+    pub heads: i64,
+    pub area_centi: i64,
+}
+
+/// A fraction compared against a bound, exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Threshold {
+    pub what: String,
+    pub numerator: i64,
+    pub denominator: i64,
+    /// `">= 2/3"`, `">= 3/4"` or `"> 1/2"`.
+    pub bound: String,
+    pub met: bool,
+}
+
+impl Threshold {
+    /// `num/den >= p/q` (or `>` when `strict`), in exact integer arithmetic.
+    fn new(what: &str, numerator: i64, denominator: i64, p: i64, q: i64, strict: bool) -> Threshold {
+        let lhs = i128::from(numerator) * i128::from(q);
+        let rhs = i128::from(denominator) * i128::from(p);
+        let met = denominator > 0 && if strict { lhs > rhs } else { lhs >= rhs };
+        let bound = format!("{} {p}/{q}", if strict { ">" } else { ">=" });
+        Threshold { what: what.into(), numerator, denominator, bound, met }
+    }
+}
+
+/// The art. 278 report of an owners' decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnersReport {
+    pub matter: Matter,
+    pub participation_area: Threshold,
+    pub participation_heads: Threshold,
+    pub approval_area: Threshold,
+    pub approval_heads: Threshold,
+    /// Enough owners took part.
+    pub quorate: bool,
+    /// Quorate and approved.
+    pub passed: bool,
+}
+
+/// (很满意 + 满意 + 基本满意) / valid ballots, exactly, and in basis points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SatisfactionRate {
+    pub satisfied: i64,
+    pub valid: i64,
+    /// Rounded half up; 9_250 means 92.50 %.
+    pub basis_points: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptionResult {
+    pub label: String,
+    pub count: Count,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub author: String,
+    pub voter: String,
+    pub mode: Mode,
+    pub receipt: String,
+    /// `counted`, or the reason it was set aside.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub vote: String,
+    pub title: String,
+    pub eligible: Count,
+    pub participating: Count,
+    pub options: Vec<OptionResult>,
+    pub satisfaction: Option<SatisfactionRate>,
+    pub owners: Option<OwnersReport>,
+    pub counted: i64,
+    /// How many ballots were set aside, by reason.
+    pub set_aside: BTreeMap<String, i64>,
+    /// Every ballot entry with what became of it, in receipt order.
+    pub audit: Vec<AuditRow>,
+}
+
+impl Tally {
+    /// Whether the ballot with this receipt counted.
+    pub fn counts(&self, receipt: &str) -> bool {
+        self.audit.iter().any(|a| a.receipt == receipt && a.status == "counted")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The electorate
+
+/// The electorate of a vote, from the register as it is now (called when the
+/// vote opens; the result is frozen into the open event).
+pub fn electorate(view: &SpaceView, eligibility: &Eligibility) -> Vec<Voter> {
+    let active = view.members.iter().filter(|(_, m)| m.status == crate::space::MemberStatus::Active);
+    let single = |id: &str| Voter { id: id.to_string(), members: vec![id.to_string()], area_centi: 0 };
+    let linked_to = |pred: &dyn Fn(&crate::space::Unit) -> bool| -> BTreeSet<String> {
+        view.links.values().filter(|l| view.units.get(&l.unit).is_some_and(pred)).map(|l| l.member.clone()).collect()
+    };
+    match eligibility {
+        Eligibility::AllMembers => active.map(|(id, _)| single(id)).collect(),
+        Eligibility::Role { role } => {
+            let role = Role::parse(role);
+            active.filter(|(_, m)| role.is_some_and(|r| m.has(r))).map(|(id, _)| single(id)).collect()
+        }
+        Eligibility::Grid { grid } => {
+            let members = linked_to(&|u| u.grid.as_deref() == Some(grid.as_str()));
+            active.filter(|(id, _)| members.contains(*id)).map(|(id, _)| single(id)).collect()
+        }
+        Eligibility::Building { building } => {
+            let members = linked_to(&|u| u.building == *building);
+            active.filter(|(id, _)| members.contains(*id)).map(|(id, _)| single(id)).collect()
+        }
+        Eligibility::Household => {
+            let mut by_household: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (id, m) in active {
+                let h = m.household.clone().unwrap_or_else(|| format!("member:{id}"));
+                by_household.entry(h).or_default().push(id.clone());
+            }
+            by_household.into_iter().map(|(id, members)| Voter { id, members, area_centi: 0 }).collect()
+        }
+        Eligibility::VerifiedOwners { .. } => {
+            // Each unit once, credited to its verified owner with the smallest id.
+            let mut unit_owner: BTreeMap<&str, &str> = BTreeMap::new();
+            for l in view.verified_owners() {
+                let active =
+                    view.members.get(&l.member).is_some_and(|m| m.status == crate::space::MemberStatus::Active);
+                if !active {
+                    continue;
+                }
+                let e = unit_owner.entry(l.unit.as_str()).or_insert(l.member.as_str());
+                if l.member.as_str() < *e {
+                    *e = l.member.as_str();
+                }
+            }
+            let mut area: BTreeMap<&str, i64> = BTreeMap::new();
+            for (unit, owner) in unit_owner {
+                *area.entry(owner).or_default() += view.units.get(unit).map(|u| u.area_centi).unwrap_or(0);
+            }
+            area.into_iter()
+                .map(|(m, a)| Voter { id: m.to_string(), members: vec![m.to_string()], area_centi: a })
+                .collect()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The tally
+
+/// Count a vote. Pure: the same vote, casts and grants give the same tally
+/// whatever order they are listed in. `coordinators` are the members who may
+/// enter paper ballots.
+pub fn tally(vote: &Vote, casts: &[Cast], grants: &[Grant], coordinators: &BTreeSet<String>) -> Tally {
+    let spec = &vote.spec;
+    let labels = spec.kind.labels();
+    let opened = vote.opened_at.unwrap_or(i64::MAX);
+    let closed = vote.closed_at.unwrap_or(i64::MAX);
+    let entry_of: HashMap<&str, &Voter> =
+        vote.electorate.iter().flat_map(|v| v.members.iter().map(move |m| (m.as_str(), v))).collect();
+
+    // Proxies in force: per grantor, grants in time order (then entry key);
+    // per proxy holder, the first `proxy_limit` grantors by grant time.
+    let mut by_grantor: BTreeMap<&str, Vec<&Grant>> = BTreeMap::new();
+    for g in grants.iter().filter(|g| g.at < closed) {
+        by_grantor.entry(g.grantor.as_str()).or_default().push(g);
+    }
+    for gs in by_grantor.values_mut() {
+        gs.sort_by(|a, b| (a.at, &a.entry).cmp(&(b.at, &b.entry)));
+    }
+    let final_grant: BTreeMap<&str, &Grant> =
+        by_grantor.iter().filter_map(|(k, gs)| gs.last().map(|g| (*k, *g))).collect();
+    let mut held: BTreeMap<&str, Vec<(i64, &str)>> = BTreeMap::new();
+    for (grantor, g) in &final_grant {
+        if !g.proxy.is_empty() {
+            held.entry(g.proxy.as_str()).or_default().push((g.at, grantor));
+        }
+    }
+    let mut honoured: BTreeSet<(&str, &str)> = BTreeSet::new(); // (proxy, grantor)
+    for (proxy, mut gs) in held {
+        gs.sort();
+        for (_, grantor) in gs.into_iter().take(spec.proxy_limit as usize) {
+            honoured.insert((proxy, grantor));
+        }
+    }
+    let proxy_in_force = |proxy: &str, grantor: &str, at: i64| -> bool {
+        honoured.contains(&(proxy, grantor))
+            && by_grantor
+                .get(grantor)
+                .and_then(|gs| gs.iter().rev().find(|g| g.at <= at))
+                .is_some_and(|g| g.proxy == proxy)
+    };
+
+    // Judge every cast, in a fixed order.
+    let mut order: Vec<&Cast> = casts.iter().collect();
+    order.sort_by(|a, b| a.receipt.cmp(&b.receipt).then(a.at.cmp(&b.at)));
+    let mut status: Vec<String> = Vec::with_capacity(order.len());
+    let mut best: BTreeMap<&str, usize> = BTreeMap::new(); // electorate entry -> index in order
+    for (i, c) in order.iter().enumerate() {
+        let verdict = if c.at < opened {
+            Err("before_open")
+        } else if c.at >= closed {
+            Err("after_close")
+        } else if !match c.mode {
+            Mode::Own => c.author == c.voter,
+            Mode::Proxy => proxy_in_force(&c.author, &c.voter, c.at),
+            Mode::Paper => coordinators.contains(&c.author),
+        } {
+            Err("not_authorised")
+        } else if !spec.kind.accepts(&c.choice) {
+            Err("invalid_choice")
+        } else {
+            entry_of.get(c.voter.as_str()).map(|v| v.id.as_str()).ok_or("not_eligible")
+        };
+        match verdict {
+            Err(reason) => status.push(reason.to_string()),
+            Ok(entry) => {
+                status.push("counted".into());
+                let key = |c: &Cast| (c.mode.rank(), c.at, c.receipt);
+                match best.get(entry) {
+                    Some(&j) if key(order[j]) >= key(c) => status[i] = "superseded".into(),
+                    Some(&j) => {
+                        status[j] = "superseded".into();
+                        best.insert(entry, i);
+                    }
+                    None => {
+                        best.insert(entry, i);
+                    }
+                }
+            }
+        }
+    }
+
+    let weight: HashMap<&str, &Voter> = vote.electorate.iter().map(|v| (v.id.as_str(), v)).collect();
+    let eligible =
+        Count { heads: vote.electorate.len() as i64, area_centi: vote.electorate.iter().map(|v| v.area_centi).sum() };
+    let mut participating = Count::default();
+    let mut options: Vec<OptionResult> =
+        labels.iter().map(|l| OptionResult { label: l.clone(), count: Count::default() }).collect();
+    for (entry, &i) in &best {
+        let area = weight.get(entry).map(|v| v.area_centi).unwrap_or(0);
+        participating.heads += 1;
+        participating.area_centi += area;
+        for &c in &order[i].choice {
+            if let Some(o) = options.get_mut(c as usize) {
+                o.count.heads += 1;
+                o.count.area_centi += area;
+            }
+        }
+    }
+    let satisfaction = matches!(spec.kind, VoteKind::Satisfaction).then(|| {
+        let satisfied: i64 = options.iter().take(3).map(|o| o.count.heads).sum();
+        let valid = participating.heads;
+        let basis_points = if valid == 0 { 0 } else { (satisfied * 20_000 + valid) / (2 * valid) };
+        SatisfactionRate { satisfied, valid, basis_points }
+    });
+    let owners = match &spec.eligibility {
+        Eligibility::VerifiedOwners { matter } => {
+            let yes = options.first().map(|o| o.count).unwrap_or_default();
+            let (p, q, strict) = match matter {
+                Matter::Special => (3, 4, false),
+                Matter::Ordinary => (1, 2, true),
+            };
+            let participation_area = Threshold::new(
+                "participating area / eligible area",
+                participating.area_centi,
+                eligible.area_centi,
+                2,
+                3,
+                false,
+            );
+            let participation_heads = Threshold::new(
+                "participating owners / eligible owners",
+                participating.heads,
+                eligible.heads,
+                2,
+                3,
+                false,
+            );
+            let approval_area = Threshold::new(
+                "approving area / participating area",
+                yes.area_centi,
+                participating.area_centi,
+                p,
+                q,
+                strict,
+            );
+            let approval_heads =
+                Threshold::new("approving owners / participating owners", yes.heads, participating.heads, p, q, strict);
+            let quorate = participation_area.met && participation_heads.met;
+            let passed = quorate && approval_area.met && approval_heads.met;
+            Some(OwnersReport {
+                matter: *matter,
+                participation_area,
+                participation_heads,
+                approval_area,
+                approval_heads,
+                quorate,
+                passed,
+            })
+        }
+        _ => None,
+    };
+    let mut set_aside: BTreeMap<String, i64> = BTreeMap::new();
+    for s in status.iter().filter(|s| *s != "counted") {
+        *set_aside.entry(s.clone()).or_default() += 1;
+    }
+    let audit = order
+        .iter()
+        .zip(&status)
+        .map(|(c, s)| AuditRow {
+            author: c.author.clone(),
+            voter: c.voter.clone(),
+            mode: c.mode,
+            receipt: hex::encode(c.receipt),
+            status: s.clone(),
+        })
+        .collect();
+    Tally {
+        vote: vote.id.clone(),
+        title: spec.title.clone(),
+        eligible,
+        participating,
+        options,
+        satisfaction,
+        owners,
+        counted: best.len() as i64,
+        set_aside,
+        audit,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading and writing through the store
+
+fn item(vote: &str) -> DocId {
+    DocId::Item { item: vote.to_string() }
+}
+
+/// The vote as its item document says.
+pub fn vote(store: &Store, space: &str, vote_id: &str) -> Result<Vote> {
+    let parsed = store.read(space, &item(vote_id), |d| -> Result<Option<Vote>> {
+        let Some(spec) = get_str(d, &ROOT, "spec") else { return Ok(None) };
+        let spec: VoteSpec = serde_json::from_str(&spec)?;
+        let opened = map_at(d, &ROOT, "opened");
+        let closed = map_at(d, &ROOT, "closed");
+        let electorate = match opened.as_ref().and_then(|o| get_str(d, o, "electorate")) {
+            Some(e) => serde_json::from_str(&e)?,
+            None => Vec::new(),
+        };
+        let published = get_i64(d, &ROOT, "published_at").is_some();
+        let opened_at = opened.as_ref().and_then(|o| get_i64(d, o, "at"));
+        let closed_at = closed.as_ref().and_then(|o| get_i64(d, o, "at"));
+        let stage = match (opened_at, closed_at, published) {
+            (_, Some(_), true) => Stage::Published,
+            (_, Some(_), false) => Stage::Closed,
+            (Some(_), None, _) => Stage::Open,
+            _ => Stage::Draft,
+        };
+        // Hidden is one-way: any value ever written at `hidden` keeps it hidden.
+        let hidden = spec.hide_results || d.get_all(ROOT, "hidden").map(|v| !v.is_empty()).unwrap_or(false);
+        Ok(Some(Vote { id: vote_id.to_string(), spec, stage, opened_at, closed_at, electorate, hidden }))
+    })??;
+    parsed.ok_or_else(|| Error::NotFound("vote".into()))
+}
+
+fn coordinator_check(store: &Store, space: &str) -> Result<(String, SpaceView)> {
+    let me = store.my_member(space)?;
+    let view = store.view(space)?;
+    let ok = view.members.get(&me).is_some_and(|m| m.has(Role::Coordinator) || m.has(Role::Admin));
+    if !ok {
+        return Err(Error::NotAllowed("only coordinators run votes".into()));
+    }
+    Ok((me, view))
+}
+
+/// Create a vote in draft. Returns its id.
+pub fn create(store: &Store, space: &str, spec: &VoteSpec) -> Result<String> {
+    spec.validate()?;
+    coordinator_check(store, space)?;
+    let id = new_id()?;
+    let json = serde_json::to_string(spec)?;
+    store.write(space, &item(&id), |tx| {
+        tx.put(ROOT, "kind", "vote")?;
+        tx.put(ROOT, "spec", json.as_str())?;
+        tx.put(ROOT, "created_at", now_ms())?;
+        if spec.hide_results {
+            tx.put(ROOT, "hidden", true)?;
+        }
+        Ok(())
+    })?;
+    store.index_item(space, &id, "vote", &spec.title)?;
+    Ok(id)
+}
+
+/// Change a draft. Once the vote is open its definition is fixed.
+pub fn edit(store: &Store, space: &str, vote_id: &str, spec: &VoteSpec) -> Result<()> {
+    spec.validate()?;
+    coordinator_check(store, space)?;
+    let v = vote(store, space, vote_id)?;
+    if v.stage != Stage::Draft {
+        return Err(Error::Invalid("an open vote's definition cannot change".into()));
+    }
+    if v.hidden && !spec.hide_results {
+        return Err(Error::Invalid("hidden results cannot be revealed early".into()));
+    }
+    let json = serde_json::to_string(spec)?;
+    store.write(space, &item(vote_id), |tx| {
+        tx.put(ROOT, "spec", json.as_str())?;
+        if spec.hide_results {
+            tx.put(ROOT, "hidden", true)?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Hide the results until the close (one-way).
+pub fn hide_results(store: &Store, space: &str, vote_id: &str) -> Result<()> {
+    coordinator_check(store, space)?;
+    vote(store, space, vote_id)?;
+    store.write(space, &item(vote_id), |tx| {
+        tx.put(ROOT, "hidden", true)?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Open the vote: the electorate is fixed from the register as it is now.
+pub fn open(store: &Store, space: &str, vote_id: &str) -> Result<usize> {
+    let (me, view) = coordinator_check(store, space)?;
+    let v = vote(store, space, vote_id)?;
+    if v.stage != Stage::Draft {
+        return Err(Error::Invalid("the vote is already open".into()));
+    }
+    let voters = electorate(&view, &v.spec.eligibility);
+    let json = serde_json::to_string(&voters)?;
+    store.write(space, &item(vote_id), |tx| {
+        let o = tx.put_object(ROOT, "opened", ObjType::Map)?;
+        tx.put(&o, "at", now_ms())?;
+        tx.put(&o, "by", me.as_str())?;
+        tx.put(&o, "electorate", json.as_str())?;
+        Ok(())
+    })?;
+    Ok(voters.len())
+}
+
+/// Close the vote. Ballots dated from now on are set aside.
+pub fn close(store: &Store, space: &str, vote_id: &str) -> Result<()> {
+    let (me, _) = coordinator_check(store, space)?;
+    let v = vote(store, space, vote_id)?;
+    if v.stage != Stage::Open {
+        return Err(Error::Invalid("only an open vote can be closed".into()));
+    }
+    store.write(space, &item(vote_id), |tx| {
+        let c = tx.put_object(ROOT, "closed", ObjType::Map)?;
+        tx.put(&c, "at", now_ms())?;
+        tx.put(&c, "by", me.as_str())?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Publish the result: the tally as this coordinator computes it goes into
+/// `results/<vote>`, which every member may read.
+pub fn publish(store: &Store, space: &str, vote_id: &str) -> Result<Tally> {
+    coordinator_check(store, space)?;
+    let v = vote(store, space, vote_id)?;
+    if v.stage != Stage::Closed {
+        return Err(Error::Invalid("only a closed vote can be published".into()));
+    }
+    let t = count(store, space, &v)?;
+    let json = serde_json::to_string(&t)?;
+    store.write(space, &DocId::Results { item: vote_id.to_string() }, |tx| {
+        tx.put(ROOT, "tally", json.as_str())?;
+        tx.put(ROOT, "published_at", now_ms())?;
+        Ok(())
+    })?;
+    store.write(space, &item(vote_id), |tx| {
+        tx.put(ROOT, "published_at", now_ms())?;
+        Ok(())
+    })?;
+    Ok(t)
+}
+
+/// The published result, if there is one.
+pub fn published(store: &Store, space: &str, vote_id: &str) -> Result<Option<Tally>> {
+    let json = store.read(space, &DocId::Results { item: vote_id.to_string() }, |d| get_str(d, &ROOT, "tally"))?;
+    Ok(match json {
+        Some(j) => Some(serde_json::from_str(&j)?),
+        None => None,
+    })
+}
+
+fn write_ballot(
+    store: &Store,
+    space: &str,
+    v: &Vote,
+    author: &str,
+    voter: &str,
+    mode: Mode,
+    choice: &[u32],
+) -> Result<String> {
+    if v.stage != Stage::Open {
+        return Err(Error::Invalid("the vote is not open".into()));
+    }
+    if !v.spec.kind.accepts(choice) {
+        return Err(Error::Invalid("the choice does not fit this vote".into()));
+    }
+    if !v.electorate.iter().any(|e| e.members.iter().any(|m| m == voter)) {
+        return Err(Error::NotAllowed("not in this vote's electorate".into()));
+    }
+    // A device's later ballot is always dated later than its earlier ones,
+    // even within one millisecond.
+    let last: i64 = store.query(|conn| {
+        Ok(conn
+            .prepare_cached(
+                "SELECT coalesce(max(at), 0) FROM ballots WHERE space_id = ?1 AND vote_id = ?2 AND author = ?3",
+            )?
+            .query_row(params![space, v.id, author], |r| r.get(0))?)
+    })?;
+    let at = now_ms().max(last + 1);
+    let key = format!("b/{at:013}/{}", new_id()?);
+    let choice = serde_json::to_string(choice)?;
+    let hash = store.write(space, &v.spec.ballot_doc(author, &v.id), |tx| {
+        let b = tx.put_object(ROOT, key.as_str(), ObjType::Map)?;
+        tx.put(&b, "for", voter)?;
+        tx.put(&b, "mode", mode.as_str())?;
+        tx.put(&b, "choice", choice.as_str())?;
+        tx.put(&b, "at", at)?;
+        Ok(())
+    })?;
+    hash.map(|h| hex::encode(h.0)).ok_or_else(|| Error::Internal("the ballot wrote nothing".into()))
+}
+
+/// Cast (or change) this member's ballot. Returns the receipt: the hash of the
+/// change that cast it, which the voter can look for in the published audit.
+pub fn cast(store: &Store, space: &str, vote_id: &str, choice: &[u32]) -> Result<String> {
+    let me = store.my_member(space)?;
+    let v = vote(store, space, vote_id)?;
+    write_ballot(store, space, &v, &me, &me, Mode::Own, choice)
+}
+
+/// Cast a ballot for a member who gave this member their proxy.
+pub fn cast_as_proxy(store: &Store, space: &str, vote_id: &str, voter: &str, choice: &[u32]) -> Result<String> {
+    let me = store.my_member(space)?;
+    let v = vote(store, space, vote_id)?;
+    let granted = grants(store, space, vote_id)?
+        .into_iter()
+        .filter(|g| g.grantor == voter)
+        .max_by(|a, b| (a.at, &a.entry).cmp(&(b.at, &b.entry)));
+    if granted.is_none_or(|g| g.proxy != me) {
+        return Err(Error::NotAllowed("no proxy from that member".into()));
+    }
+    write_ballot(store, space, &v, &me, voter, Mode::Proxy, choice)
+}
+
+/// Enter a paper ballot at a meeting for a member without a phone (coordinators).
+pub fn enter_paper_ballot(store: &Store, space: &str, vote_id: &str, voter: &str, choice: &[u32]) -> Result<String> {
+    let (me, _) = coordinator_check(store, space)?;
+    let v = vote(store, space, vote_id)?;
+    write_ballot(store, space, &v, &me, voter, Mode::Paper, choice)
+}
+
+/// Give this member's proxy for a vote to another member (empty `to` withdraws it).
+pub fn grant_proxy(store: &Store, space: &str, vote_id: &str, to: &str) -> Result<()> {
+    let me = store.my_member(space)?;
+    let v = vote(store, space, vote_id)?;
+    if !to.is_empty() && (to == me || !store.view(space)?.members.contains_key(to)) {
+        return Err(Error::Invalid("a proxy goes to another member".into()));
+    }
+    let at = now_ms();
+    let key = format!("g/{at:013}/{}", new_id()?);
+    store.write(space, &v.spec.ballot_doc(&me, vote_id), |tx| {
+        let g = tx.put_object(ROOT, key.as_str(), ObjType::Map)?;
+        tx.put(&g, "to", to)?;
+        tx.put(&g, "at", at)?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn casts(store: &Store, space: &str, vote_id: &str) -> Result<Vec<Cast>> {
+    store.query(|conn| {
+        let mut stmt = conn.prepare_cached(
+            "SELECT author, voter, mode, choice, at, receipt FROM ballots WHERE space_id = ?1 AND vote_id = ?2",
+        )?;
+        let rows = stmt.query_map(params![space, vote_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (author, voter, mode, choice, at, receipt) = row?;
+            // An entry that does not parse is an invalid choice, not an error.
+            let choice: Vec<u32> = serde_json::from_str(&choice).unwrap_or_else(|_| vec![u32::MAX]);
+            let (Some(mode), Ok(receipt)) = (Mode::parse(&mode), <[u8; 32]>::try_from(receipt.as_slice())) else {
+                continue;
+            };
+            out.push(Cast { author, voter, mode, choice, at, receipt });
+        }
+        Ok(out)
+    })
+}
+
+fn grants(store: &Store, space: &str, vote_id: &str) -> Result<Vec<Grant>> {
+    store.query(|conn| {
+        let mut stmt = conn.prepare_cached(
+            "SELECT grantor, proxy, at, entry FROM proxy_grants WHERE space_id = ?1 AND vote_id = ?2",
+        )?;
+        let rows = stmt.query_map(params![space, vote_id], |r| {
+            Ok(Grant { grantor: r.get(0)?, proxy: r.get(1)?, at: r.get(2)?, entry: r.get(3)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    })
+}
+
+fn count(store: &Store, space: &str, v: &Vote) -> Result<Tally> {
+    let view = store.view(space)?;
+    let coordinators: BTreeSet<String> = view
+        .members
+        .iter()
+        .filter(|(_, m)| m.has(Role::Coordinator) || m.has(Role::Admin))
+        .map(|(id, _)| id.clone())
+        .collect();
+    Ok(tally(v, &casts(store, space, &v.id)?, &grants(store, space, &v.id)?, &coordinators))
+}
+
+/// The tally from the ballots this device holds. `None` while the results are
+/// hidden and the vote is not closed.
+pub fn results(store: &Store, space: &str, vote_id: &str) -> Result<Option<Tally>> {
+    let v = vote(store, space, vote_id)?;
+    if v.hidden && v.closed_at.is_none() {
+        return Ok(None);
+    }
+    count(store, space, &v).map(Some)
+}
