@@ -604,14 +604,19 @@ fn item(vote: &str) -> DocId {
 
 /// The vote as its item document says.
 pub fn vote(store: &Store, space: &str, vote_id: &str) -> Result<Vote> {
+    load_vote(store, space, vote_id, true)
+}
+
+/// The vote, with or without its electorate (parsing it is the costly part).
+fn load_vote(store: &Store, space: &str, vote_id: &str, with_electorate: bool) -> Result<Vote> {
     let parsed = store.read(space, &item(vote_id), |d| -> Result<Option<Vote>> {
         let Some(spec) = get_str(d, &ROOT, "spec") else { return Ok(None) };
         let spec: VoteSpec = serde_json::from_str(&spec)?;
         let opened = map_at(d, &ROOT, "opened");
         let closed = map_at(d, &ROOT, "closed");
         let electorate = match opened.as_ref().and_then(|o| get_str(d, o, "electorate")) {
-            Some(e) => serde_json::from_str(&e)?,
-            None => Vec::new(),
+            Some(e) if with_electorate => serde_json::from_str(&e)?,
+            _ => Vec::new(),
         };
         let published = get_i64(d, &ROOT, "published_at").is_some();
         let opened_at = opened.as_ref().and_then(|o| get_i64(d, o, "at"));
@@ -629,14 +634,13 @@ pub fn vote(store: &Store, space: &str, vote_id: &str) -> Result<Vote> {
     parsed.ok_or_else(|| Error::NotFound("vote".into()))
 }
 
-fn coordinator_check(store: &Store, space: &str) -> Result<(String, SpaceView)> {
+fn coordinator_check(store: &Store, space: &str) -> Result<String> {
     let me = store.my_member(space)?;
-    let view = store.view(space)?;
-    let ok = view.members.get(&me).is_some_and(|m| m.has(Role::Coordinator) || m.has(Role::Admin));
+    let ok = store.with_view(space, |v| v.members.get(&me).is_some_and(|m| m.has(Role::Coordinator) || m.has(Role::Admin)))?;
     if !ok {
         return Err(Error::NotAllowed("only coordinators run votes".into()));
     }
-    Ok((me, view))
+    Ok(me)
 }
 
 /// Create a vote in draft. Returns its id.
@@ -693,18 +697,25 @@ pub fn hide_results(store: &Store, space: &str, vote_id: &str) -> Result<()> {
 
 /// Open the vote: the electorate is fixed from the register as it is now.
 pub fn open(store: &Store, space: &str, vote_id: &str) -> Result<usize> {
-    let (me, view) = coordinator_check(store, space)?;
+    let me = coordinator_check(store, space)?;
     let v = vote(store, space, vote_id)?;
     if v.stage != Stage::Draft {
         return Err(Error::Invalid("the vote is already open".into()));
     }
-    let voters = electorate(&view, &v.spec.eligibility);
+    let voters = store.with_view(space, |view| electorate(view, &v.spec.eligibility))?;
     let json = serde_json::to_string(&voters)?;
     store.write(space, &item(vote_id), |tx| {
         let o = tx.put_object(ROOT, "opened", ObjType::Map)?;
         tx.put(&o, "at", now_ms())?;
         tx.put(&o, "by", me.as_str())?;
         tx.put(&o, "electorate", json.as_str())?;
+        // Who may cast, for a cheap check when a ballot is cast.
+        let members = tx.put_object(&o, "members", ObjType::Map)?;
+        for v in &voters {
+            for m in &v.members {
+                tx.put(&members, m.as_str(), v.id.as_str())?;
+            }
+        }
         Ok(())
     })?;
     Ok(voters.len())
@@ -712,7 +723,7 @@ pub fn open(store: &Store, space: &str, vote_id: &str) -> Result<usize> {
 
 /// Close the vote. Ballots dated from now on are set aside.
 pub fn close(store: &Store, space: &str, vote_id: &str) -> Result<()> {
-    let (me, _) = coordinator_check(store, space)?;
+    let me = coordinator_check(store, space)?;
     let v = vote(store, space, vote_id)?;
     if v.stage != Stage::Open {
         return Err(Error::Invalid("only an open vote can be closed".into()));
@@ -772,7 +783,10 @@ fn write_ballot(
     if !v.spec.kind.accepts(choice) {
         return Err(Error::Invalid("the choice does not fit this vote".into()));
     }
-    if !v.electorate.iter().any(|e| e.members.iter().any(|m| m == voter)) {
+    let eligible = store.read(space, &item(&v.id), |d| {
+        map_at(d, &ROOT, "opened").and_then(|o| map_at(d, &o, "members")).is_some_and(|m| get_str(d, &m, voter).is_some())
+    })?;
+    if !eligible {
         return Err(Error::NotAllowed("not in this vote's electorate".into()));
     }
     // A device's later ballot is always dated later than its earlier ones,
@@ -802,14 +816,14 @@ fn write_ballot(
 /// change that cast it, which the voter can look for in the published audit.
 pub fn cast(store: &Store, space: &str, vote_id: &str, choice: &[u32]) -> Result<String> {
     let me = store.my_member(space)?;
-    let v = vote(store, space, vote_id)?;
+    let v = load_vote(store, space, vote_id, false)?;
     write_ballot(store, space, &v, &me, &me, Mode::Own, choice)
 }
 
 /// Cast a ballot for a member who gave this member their proxy.
 pub fn cast_as_proxy(store: &Store, space: &str, vote_id: &str, voter: &str, choice: &[u32]) -> Result<String> {
     let me = store.my_member(space)?;
-    let v = vote(store, space, vote_id)?;
+    let v = load_vote(store, space, vote_id, false)?;
     let granted = grants(store, space, vote_id)?
         .into_iter()
         .filter(|g| g.grantor == voter)
@@ -822,8 +836,8 @@ pub fn cast_as_proxy(store: &Store, space: &str, vote_id: &str, voter: &str, cho
 
 /// Enter a paper ballot at a meeting for a member without a phone (coordinators).
 pub fn enter_paper_ballot(store: &Store, space: &str, vote_id: &str, voter: &str, choice: &[u32]) -> Result<String> {
-    let (me, _) = coordinator_check(store, space)?;
-    let v = vote(store, space, vote_id)?;
+    let me = coordinator_check(store, space)?;
+    let v = load_vote(store, space, vote_id, false)?;
     write_ballot(store, space, &v, &me, voter, Mode::Paper, choice)
 }
 
@@ -831,7 +845,7 @@ pub fn enter_paper_ballot(store: &Store, space: &str, vote_id: &str, voter: &str
 pub fn grant_proxy(store: &Store, space: &str, vote_id: &str, to: &str) -> Result<()> {
     let me = store.my_member(space)?;
     let v = vote(store, space, vote_id)?;
-    if !to.is_empty() && (to == me || !store.view(space)?.members.contains_key(to)) {
+    if !to.is_empty() && (to == me || !store.with_view(space, |v| v.members.contains_key(to))?) {
         return Err(Error::Invalid("a proxy goes to another member".into()));
     }
     let at = now_ms();

@@ -289,7 +289,13 @@ impl Store {
         my_member(&inner.conn, space)
     }
 
-    /// The register of a space, as merged here.
+    /// Look at the register without copying it.
+    pub fn with_view<T>(&self, space: &str, f: impl FnOnce(&SpaceView) -> T) -> Result<T> {
+        let mut inner = self.lock()?;
+        Ok(f(view(&mut inner, space)?))
+    }
+
+    /// The register of a space, as merged here (a copy).
     pub fn view(&self, space: &str) -> Result<SpaceView> {
         let mut inner = self.lock()?;
         Ok(view(&mut inner, space)?.clone())
