@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
-# Every test Linli has, from a fresh clone: lints, Rust tests (unit,
-# integration, property, crash, end-to-end), the benchmark in quick mode (so it
-# cannot rot), and the Python bindings in a real CPython process.
-# Installs what it needs; CI runs exactly this (.ci/run).
+# Every test Linli has, from a fresh clone: lints; Rust tests (unit,
+# integration, property, crash, end-to-end with a real server); the
+# benchmarks in quick mode (so they cannot rot); the bindings from a real JVM
+# (Kotlin) and a real CPython, each against a real linli-server on loopback;
+# and Swift generation. Installs what it needs; CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
+tools=$root/.tools
+mkdir -p "$tools"
 
 step() { printf '\n== %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 step "tools"
 if ! python3 -c 'import pytest' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pytest
+fi
+if [ ! -f /usr/share/java/jna.jar ] || ! command -v java >/dev/null; then
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq libjna-java default-jre-headless >/dev/null
+fi
+KOTLIN_VERSION=2.4.20
+if [ ! -x "$tools/kotlinc/bin/kotlinc" ]; then
+  (cd "$tools" && npm pack --silent "kotlin-compiler@$KOTLIN_VERSION" >/dev/null \
+    && rm -rf kotlinc package && tar xzf "kotlin-compiler-$KOTLIN_VERSION.tgz" && mv package kotlinc \
+    && rm -f "kotlin-compiler-$KOTLIN_VERSION.tgz")
 fi
 
 step "format and lints"
@@ -20,13 +35,30 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "rust tests"
 cargo test --workspace --locked
 
-step "benchmark (quick mode, checks it runs)"
-LINLI_BENCH_QUICK=1 cargo test --locked -p linli-core --bench store
+step "benchmarks (quick mode, checks they run)"
+LINLI_BENCH_QUICK=1 cargo test --locked -p linli-core --bench store --bench poll
+LINLI_BENCH_QUICK=1 cargo test --locked -p linli-tests --bench sync
 
-step "python bindings"
+step "bindings: build and generate"
+cargo build --locked -p linli-ffi -p linli-server
 cargo build --locked -p linli-ffi --features bindgen --bin uniffi-bindgen
-out=bindings/generated/python
-rm -rf "$out" && mkdir -p "$out"
-./target/debug/uniffi-bindgen generate --library target/debug/liblinli_ffi.so --language python --out-dir "$out" >/dev/null
-cp target/debug/liblinli_ffi.so "$out/"
-LINLI_PY_BINDINGS="$out" python3 -m pytest -q bindings/tests/python
+lib=target/debug/liblinli_ffi.so
+gen=bindings/generated
+rm -rf "$gen" && mkdir -p "$gen"
+for lang in python kotlin swift; do
+  ./target/debug/uniffi-bindgen generate --no-format --library "$lib" --language "$lang" --out-dir "$gen/$lang" >/dev/null
+done
+cp "$lib" "$gen/python/"
+
+step "kotlin on the JVM"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+"$tools/kotlinc/bin/kotlinc" -nowarn "$gen/kotlin/org/linli/core/linli_ffi.kt" bindings/tests/kotlin/Story.kt \
+  -cp /usr/share/java/jna.jar -d "$scratch/story.jar"
+java -Djna.library.path=target/debug \
+  -cp "$scratch/story.jar:/usr/share/java/jna.jar:$tools/kotlinc/lib/kotlin-stdlib.jar" \
+  StoryKt "$root/target/debug/linli-server" "$scratch/kotlin"
+
+step "python"
+LINLI_PY_BINDINGS="$gen/python" LINLI_SERVER_BIN="$root/target/debug/linli-server" \
+  python3 -m pytest -q bindings/tests/python

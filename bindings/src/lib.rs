@@ -5,10 +5,12 @@
 //!
 //! Every call blocks (SQLite, automerge); apps call it off their UI thread.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use linli_core::poll;
 use linli_core::space::{Role as CoreRole, SpaceEdit};
 use linli_core::store::Store;
+use linli_core::sync::{self, SyncOptions, http::HttpTransport, hub::Hub};
 
 uniffi::setup_scaffolding!();
 
@@ -27,9 +29,25 @@ pub enum LinliError {
     /// A change was refused by the trust checks.
     #[error("refused: {detail}")]
     Refused { detail: String },
+    /// The peer could not be reached or answered garbage; try again later.
+    #[error("network: {detail}")]
+    Network { detail: String },
     /// Storage or an internal fault; retrying may help, reporting it does.
     #[error("internal: {detail}")]
     Internal { detail: String },
+}
+
+impl From<sync::SyncError> for LinliError {
+    fn from(e: sync::SyncError) -> Self {
+        let detail = e.to_string();
+        match e {
+            sync::SyncError::Core(inner) => inner.into(),
+            sync::SyncError::Rejected { status: 403, .. } => LinliError::NotAllowed { detail },
+            sync::SyncError::Rejected { status: 404, .. } => LinliError::NotFound { detail },
+            sync::SyncError::Rejected { .. } => LinliError::Refused { detail },
+            _ => LinliError::Network { detail },
+        }
+    }
 }
 
 impl From<linli_core::Error> for LinliError {
@@ -112,11 +130,213 @@ pub struct Invitation {
     pub member_id: String,
 }
 
+/// What happened in a sync.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncSummary {
+    pub rounds: i64,
+    pub sent: i64,
+    pub received: i64,
+    /// Changes this device refused from the peer, and the peer from this device.
+    pub refused_here: Vec<String>,
+    pub refused_there: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Joined {
+    pub space_id: String,
+    pub member_id: String,
+}
+
+/// Told what changed and how a sync is going. Called from a background
+/// thread: hop to the UI thread before touching views.
+#[uniffi::export(with_foreign)]
+pub trait LinliListener: Send + Sync {
+    /// A document of `space_id` changed (`item_id` when it belongs to an item).
+    fn on_change(&self, space_id: String, document: String, item_id: Option<String>);
+    fn on_sync_progress(&self, space_id: String, round: i64, sent: i64, received: i64, done: bool);
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum VoteKind {
+    YesNoAbstain,
+    Single { options: Vec<String> },
+    Multi { options: Vec<String>, min: i32, max: i32 },
+    Satisfaction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Matter {
+    Special,
+    Ordinary,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum Eligibility {
+    AllMembers,
+    Role { role: Role },
+    Grid { grid_id: String },
+    Building { building: String },
+    Household,
+    VerifiedOwners { matter: Matter },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct VoteSpec {
+    pub title: String,
+    pub kind: VoteKind,
+    pub eligibility: Eligibility,
+    /// Every member may see individual ballots (else coordinators only).
+    pub ballots_public: bool,
+    pub hide_results: bool,
+    pub proxy_limit: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OptionTally {
+    pub label: String,
+    pub heads: i64,
+    pub area_centi: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ThresholdInfo {
+    pub what: String,
+    pub numerator: i64,
+    pub denominator: i64,
+    pub bound: String,
+    pub met: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OwnersDecision {
+    pub thresholds: Vec<ThresholdInfo>,
+    pub quorate: bool,
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SetAside {
+    pub reason: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct VoteResult {
+    pub title: String,
+    pub eligible_heads: i64,
+    pub participating_heads: i64,
+    pub options: Vec<OptionTally>,
+    /// (很满意+满意+基本满意) / valid ballots, in basis points.
+    pub satisfaction_basis_points: Option<i64>,
+    pub owners: Option<OwnersDecision>,
+    pub counted: i64,
+    pub set_aside: Vec<SetAside>,
+    /// Receipts of the ballots that counted.
+    pub counted_receipts: Vec<String>,
+}
+
+fn choices(c: Vec<i32>) -> Result<Vec<u32>> {
+    c.into_iter()
+        .map(|i| u32::try_from(i).map_err(|_| LinliError::InvalidInput { detail: "negative option".into() }))
+        .collect()
+}
+
+fn count(n: i32, what: &str) -> Result<u32> {
+    u32::try_from(n).map_err(|_| LinliError::InvalidInput { detail: format!("{what} is negative") })
+}
+
+impl TryFrom<VoteSpec> for poll::VoteSpec {
+    type Error = LinliError;
+    fn try_from(s: VoteSpec) -> Result<Self> {
+        Ok(poll::VoteSpec {
+            title: s.title,
+            kind: match s.kind {
+                VoteKind::YesNoAbstain => poll::VoteKind::YesNoAbstain,
+                VoteKind::Single { options } => poll::VoteKind::Single { options },
+                VoteKind::Multi { options, min, max } => {
+                    poll::VoteKind::Multi { options, min: count(min, "min")?, max: count(max, "max")? }
+                }
+                VoteKind::Satisfaction => poll::VoteKind::Satisfaction,
+            },
+            eligibility: match s.eligibility {
+                Eligibility::AllMembers => poll::Eligibility::AllMembers,
+                Eligibility::Role { role } => poll::Eligibility::Role { role: CoreRole::from(role).as_str().into() },
+                Eligibility::Grid { grid_id } => poll::Eligibility::Grid { grid: grid_id },
+                Eligibility::Building { building } => poll::Eligibility::Building { building },
+                Eligibility::Household => poll::Eligibility::Household,
+                Eligibility::VerifiedOwners { matter } => poll::Eligibility::VerifiedOwners {
+                    matter: match matter {
+                        Matter::Special => poll::Matter::Special,
+                        Matter::Ordinary => poll::Matter::Ordinary,
+                    },
+                },
+            },
+            visibility: if s.ballots_public {
+                poll::BallotVisibility::AllMembers
+            } else {
+                poll::BallotVisibility::CoordinatorsOnly
+            },
+            hide_results: s.hide_results,
+            proxy_limit: count(s.proxy_limit, "proxy limit")?,
+        })
+    }
+}
+
+impl From<poll::Tally> for VoteResult {
+    fn from(t: poll::Tally) -> Self {
+        let threshold = |t: poll::Threshold| ThresholdInfo {
+            what: t.what,
+            numerator: t.numerator,
+            denominator: t.denominator,
+            bound: t.bound,
+            met: t.met,
+        };
+        VoteResult {
+            title: t.title,
+            eligible_heads: t.eligible.heads,
+            participating_heads: t.participating.heads,
+            options: t
+                .options
+                .into_iter()
+                .map(|o| OptionTally { label: o.label, heads: o.count.heads, area_centi: o.count.area_centi })
+                .collect(),
+            satisfaction_basis_points: t.satisfaction.map(|s| s.basis_points),
+            owners: t.owners.map(|o| OwnersDecision {
+                quorate: o.quorate,
+                passed: o.passed,
+                thresholds: vec![
+                    threshold(o.participation_area),
+                    threshold(o.participation_heads),
+                    threshold(o.approval_area),
+                    threshold(o.approval_heads),
+                ],
+            }),
+            counted: t.counted,
+            set_aside: t.set_aside.into_iter().map(|(reason, count)| SetAside { reason, count }).collect(),
+            counted_receipts: t.audit.into_iter().filter(|a| a.status == "counted").map(|a| a.receipt).collect(),
+        }
+    }
+}
+
 /// One device's Linli: the store in the app's data directory, with the
 /// device key inside.
-#[derive(Debug, uniffi::Object)]
+#[derive(uniffi::Object)]
 pub struct LinliApp {
-    store: Store,
+    store: Arc<Store>,
+    hub: Mutex<Option<Hub>>,
+    listener: Mutex<Option<Arc<dyn LinliListener>>>,
+    /// Bumped to stop the thread that delivers change events.
+    listener_generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for LinliApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LinliApp({:?})", self.store)
+    }
+}
+
+fn transport(url: &str) -> Result<HttpTransport> {
+    Ok(HttpTransport::new(url)?)
 }
 
 fn page(offset: i64, limit: i64) -> (u32, u32) {
@@ -129,8 +349,136 @@ impl LinliApp {
     #[uniffi::constructor]
     pub fn open(data_dir: String) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&data_dir).map_err(|e| LinliError::Internal { detail: e.kind().to_string() })?;
-        let store = Store::open(std::path::Path::new(&data_dir).join("linli.db"))?;
-        Ok(Arc::new(LinliApp { store }))
+        let store = Arc::new(Store::open(std::path::Path::new(&data_dir).join("linli.db"))?);
+        Ok(Arc::new(LinliApp {
+            store,
+            hub: Mutex::new(None),
+            listener: Mutex::new(None),
+            listener_generation: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }))
+    }
+
+    /// Be told of changes and sync progress (replaces any earlier listener).
+    pub fn set_listener(&self, listener: Arc<dyn LinliListener>) {
+        use std::sync::atomic::Ordering;
+        let events = self.store.subscribe();
+        let l = listener.clone();
+        let generation = self.listener_generation.clone();
+        let mine = generation.fetch_add(1, Ordering::SeqCst) + 1;
+        std::thread::spawn(move || {
+            while generation.load(Ordering::SeqCst) == mine {
+                match events.recv_timeout(std::time::Duration::from_millis(100)) {
+                    Ok(e) => l.on_change(e.space, e.doc.to_string(), e.item),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        });
+        if let Ok(mut slot) = self.listener.lock() {
+            *slot = Some(listener);
+        }
+    }
+
+    /// Stop the hub and the listener; call before the app goes away.
+    pub fn shutdown(&self) {
+        self.listener_generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut slot) = self.listener.lock() {
+            *slot = None;
+        }
+        self.stop_hub();
+    }
+
+    /// Sync a space with the server (or a hub) at `url`, until both are current.
+    pub fn sync_now(&self, space_id: String, url: String) -> Result<SyncSummary> {
+        let listener = self.listener.lock().ok().and_then(|l| l.clone());
+        let mut progress = |p: &sync::Progress| {
+            if let Some(l) = &listener {
+                l.on_sync_progress(space_id.clone(), i64::from(p.round), p.sent as i64, p.received as i64, p.done);
+            }
+        };
+        let r = sync::sync(&self.store, &space_id, &url, &transport(&url)?, &SyncOptions::default(), &mut progress)?;
+        Ok(SyncSummary {
+            rounds: i64::from(r.rounds),
+            sent: r.sent as i64,
+            received: r.received as i64,
+            refused_here: r.refused_here,
+            refused_there: r.refused_there,
+        })
+    }
+
+    /// Join a space with an invite code through the server (or hub) at `url`.
+    pub fn join(&self, code: String, my_name: String, url: String) -> Result<Joined> {
+        let (space_id, member_id) =
+            sync::join(&self.store, &code, &my_name, &url, &transport(&url)?, &SyncOptions::default())?;
+        Ok(Joined { space_id, member_id })
+    }
+
+    /// Serve this phone's spaces to others at a meeting. Returns the address.
+    pub fn start_hub(&self, listen: String) -> Result<String> {
+        let hub = Hub::start(self.store.clone(), &listen)?;
+        let addr = hub.addr().to_string();
+        if let Ok(mut slot) = self.hub.lock() {
+            *slot = Some(hub);
+        }
+        Ok(addr)
+    }
+
+    pub fn stop_hub(&self) {
+        if let Ok(mut slot) = self.hub.lock()
+            && let Some(hub) = slot.take()
+        {
+            hub.stop();
+        }
+    }
+
+    pub fn my_member(&self, space_id: String) -> Result<String> {
+        Ok(self.store.my_member(&space_id)?)
+    }
+
+    pub fn create_vote(&self, space_id: String, spec: VoteSpec) -> Result<String> {
+        Ok(poll::create(&self.store, &space_id, &spec.try_into()?)?)
+    }
+
+    /// Open the vote; returns the size of the electorate, fixed from now on.
+    pub fn open_vote(&self, space_id: String, vote_id: String) -> Result<i64> {
+        Ok(poll::open(&self.store, &space_id, &vote_id)? as i64)
+    }
+
+    pub fn close_vote(&self, space_id: String, vote_id: String) -> Result<()> {
+        Ok(poll::close(&self.store, &space_id, &vote_id)?)
+    }
+
+    pub fn publish_vote(&self, space_id: String, vote_id: String) -> Result<VoteResult> {
+        Ok(poll::publish(&self.store, &space_id, &vote_id)?.into())
+    }
+
+    /// Cast or change this member's ballot; returns the receipt to check later.
+    pub fn cast_ballot(&self, space_id: String, vote_id: String, choices_: Vec<i32>) -> Result<String> {
+        Ok(poll::cast(&self.store, &space_id, &vote_id, &choices(choices_)?)?)
+    }
+
+    pub fn enter_paper_ballot(
+        &self,
+        space_id: String,
+        vote_id: String,
+        member_id: String,
+        choices_: Vec<i32>,
+    ) -> Result<String> {
+        Ok(poll::enter_paper_ballot(&self.store, &space_id, &vote_id, &member_id, &choices(choices_)?)?)
+    }
+
+    pub fn grant_proxy(&self, space_id: String, vote_id: String, to_member: String) -> Result<()> {
+        Ok(poll::grant_proxy(&self.store, &space_id, &vote_id, &to_member)?)
+    }
+
+    /// The tally from the ballots this device holds (absent while hidden).
+    pub fn vote_results(&self, space_id: String, vote_id: String) -> Result<Option<VoteResult>> {
+        Ok(poll::results(&self.store, &space_id, &vote_id)?.map(Into::into))
+    }
+
+    /// The published result, once a coordinator has published it.
+    pub fn published_result(&self, space_id: String, vote_id: String) -> Result<Option<VoteResult>> {
+        Ok(poll::published(&self.store, &space_id, &vote_id)?.map(Into::into))
     }
 
     pub fn device_id(&self) -> String {

@@ -78,7 +78,12 @@ fn main() {
         let sc = SignedChange { bytes: c.raw_bytes().to_vec(), signature: k.sign_change(&c.hash()).to_vec() };
         let doc = DocId::own_private(&m, &vote);
         if i == 0 {
-            let req = Request { space: [0; 16], epoch: [0; 16], cursor: 1, batches: vec![DocBatch::changes(doc.clone(), vec![sc.clone()])] };
+            let req = Request {
+                space: [0; 16],
+                epoch: [0; 16],
+                cursor: 1,
+                batches: vec![DocBatch::changes(doc.clone(), vec![sc.clone()])],
+            };
             wire_one = req.encode().len() + 245; // + the signed `linli-auth` header
         }
         let r = store.apply(&space, &doc, vec![sc]).expect("apply");
@@ -95,7 +100,11 @@ fn main() {
     {
         let tx = plain.unchecked_transaction().expect("tx");
         for i in 0..n {
-            tx.execute("INSERT INTO ballots VALUES (?1, ?2, ?3, ?4)", params![vote, format!("m{i:05}"), (i % 5) as i64, i as i64]).expect("row");
+            tx.execute(
+                "INSERT INTO ballots VALUES (?1, ?2, ?3, ?4)",
+                params![vote, format!("m{i:05}"), (i % 5) as i64, i as i64],
+            )
+            .expect("row");
         }
         tx.commit().expect("commit");
     }
@@ -126,10 +135,20 @@ fn main() {
     let linli_revote = t.elapsed().as_secs_f64() / revotes as f64;
     let t = Instant::now();
     for i in 0..casts {
-        plain.execute("INSERT INTO ballots VALUES (?1, ?2, ?3, ?4)", params![vote, "coordinator", (i % 5) as i64, (n + i) as i64]).expect("row");
+        plain
+            .execute(
+                "INSERT INTO ballots VALUES (?1, ?2, ?3, ?4)",
+                params![vote, "coordinator", (i % 5) as i64, (n + i) as i64],
+            )
+            .expect("row");
     }
     let plain_cast = t.elapsed().as_secs_f64() / casts as f64;
-    println!("cast a ballot (store holding {n} ballots): linli {:.1} µs, plain SQLite insert {:.1} µs, ratio {:.2}x", linli_cast * 1e6, plain_cast * 1e6, linli_cast / plain_cast);
+    println!(
+        "cast a ballot (store holding {n} ballots): linli {:.1} µs, plain SQLite insert {:.1} µs, ratio {:.2}x",
+        linli_cast * 1e6,
+        plain_cast * 1e6,
+        linli_cast / plain_cast
+    );
     println!("  one device revoting {revotes} times in the large vote: {:.1} µs per revote", linli_revote * 1e6);
 
     // 2. Tallying.
@@ -143,12 +162,21 @@ fn main() {
     let t = Instant::now();
     let mut groups = 0;
     for _ in 0..runs {
-        let mut stmt = plain.prepare("SELECT choice, count(*) FROM ballots WHERE vote = ?1 GROUP BY choice").expect("prep");
+        let mut stmt =
+            plain.prepare("SELECT choice, count(*) FROM ballots WHERE vote = ?1 GROUP BY choice").expect("prep");
         groups = stmt.query_map([&vote], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).expect("q").count();
     }
     let plain_tally = t.elapsed().as_secs_f64() / runs as f64;
     assert_eq!(counted as usize, n + 1, "every member's ballot and the coordinator's count once");
     assert_eq!(groups, 5);
-    println!("tally {} ballots: linli {:.2} ms, SQLite GROUP BY {:.2} ms, ratio {:.2}x", n + revotes, linli_tally * 1e3, plain_tally * 1e3, linli_tally / plain_tally);
-    println!("bytes per ballot: {disk} on disk (database, its query rows and signature), {wire_one} on the wire (one ballot in a signed sync request)");
+    println!(
+        "tally {} ballots: linli {:.2} ms, SQLite GROUP BY {:.2} ms, ratio {:.2}x",
+        n + revotes,
+        linli_tally * 1e3,
+        plain_tally * 1e3,
+        linli_tally / plain_tally
+    );
+    println!(
+        "bytes per ballot: {disk} on disk (database, its query rows and signature), {wire_one} on the wire (one ballot in a signed sync request)"
+    );
 }

@@ -636,7 +636,8 @@ fn load_vote(store: &Store, space: &str, vote_id: &str, with_electorate: bool) -
 
 fn coordinator_check(store: &Store, space: &str) -> Result<String> {
     let me = store.my_member(space)?;
-    let ok = store.with_view(space, |v| v.members.get(&me).is_some_and(|m| m.has(Role::Coordinator) || m.has(Role::Admin)))?;
+    let ok = store
+        .with_view(space, |v| v.members.get(&me).is_some_and(|m| m.has(Role::Coordinator) || m.has(Role::Admin)))?;
     if !ok {
         return Err(Error::NotAllowed("only coordinators run votes".into()));
     }
@@ -784,7 +785,9 @@ fn write_ballot(
         return Err(Error::Invalid("the choice does not fit this vote".into()));
     }
     let eligible = store.read(space, &item(&v.id), |d| {
-        map_at(d, &ROOT, "opened").and_then(|o| map_at(d, &o, "members")).is_some_and(|m| get_str(d, &m, voter).is_some())
+        map_at(d, &ROOT, "opened")
+            .and_then(|o| map_at(d, &o, "members"))
+            .is_some_and(|m| get_str(d, &m, voter).is_some())
     })?;
     if !eligible {
         return Err(Error::NotAllowed("not in this vote's electorate".into()));

@@ -1,0 +1,91 @@
+// The whole story through the Kotlin bindings on a desktop JVM, against a real
+// linli-server on loopback. Fails loudly (non-zero exit) if anything differs.
+//
+// Run by scripts/test.sh: args = <linli-server binary> <scratch dir>.
+
+import org.linli.core.*
+import java.io.File
+import kotlin.system.exitProcess
+
+fun check(cond: Boolean, what: String) {
+    if (!cond) {
+        System.err.println("FAILED: $what")
+        exitProcess(1)
+    }
+}
+
+class Recorder : LinliListener {
+    val changes = java.util.Collections.synchronizedList(mutableListOf<String>())
+    @Volatile var lastDone = false
+    override fun onChange(spaceId: String, document: String, itemId: String?) { changes.add(document) }
+    override fun onSyncProgress(spaceId: String, round: Long, sent: Long, received: Long, done: Boolean) { lastDone = done }
+}
+
+fun startServer(bin: String, dir: File): Pair<Process, String> {
+    val p = ProcessBuilder(bin, "--listen", "127.0.0.1:0", "--data-dir", File(dir, "server").path).start()
+    val reader = p.errorStream.bufferedReader()
+    while (true) {
+        val line = reader.readLine() ?: error("linli-server did not start")
+        val m = Regex("\"addr\":\"([^\"]+)\"").find(line)
+        if (line.contains("\"listening\"") && m != null) {
+            Thread { reader.forEachLine { } }.apply { isDaemon = true }.start()
+            return p to "http://" + m.groupValues[1]
+        }
+    }
+}
+
+fun main(args: Array<String>) {
+    val dir = File(args[1]).apply { mkdirs() }
+    val (server, url) = startServer(args[0], dir)
+    try {
+        val coord = LinliApp.open(File(dir, "coord").path)
+        val recorder = Recorder()
+        coord.setListener(recorder)
+        val space = coord.createSpace("幸福里社区", "王主任")
+        coord.syncNow(space, url)
+        val names = listOf("李阿姨", "陈大爷")
+        val invites = names.map { coord.createInvite(space, it, listOf(Role.RESIDENT)) }
+        coord.syncNow(space, url)
+        val residents = invites.mapIndexed { i, inv ->
+            val app = LinliApp.open(File(dir, "resident$i").path)
+            val joined = app.join(inv.code, names[i], url)
+            check(joined.spaceId == space && joined.memberId == inv.memberId, "joined the right space as the invited member")
+            app
+        }
+        coord.syncNow(space, url)
+        check(coord.members(space, 0, 10).size == 3, "the coordinator sees three members")
+
+        val vote = coord.createVote(space, VoteSpec("加装电梯意见", VoteKind.YesNoAbstain, Eligibility.AllMembers, true, false, 1))
+        check(coord.openVote(space, vote) == 3L, "an electorate of three")
+        coord.syncNow(space, url)
+        val receipts = mutableListOf<String>()
+        residents.forEachIndexed { i, app ->
+            app.syncNow(space, url)
+            receipts.add(app.castBallot(space, vote, listOf(if (i == 0) 0 else 1)))
+            app.syncNow(space, url)
+        }
+        receipts.add(coord.castBallot(space, vote, listOf(0)))
+        coord.syncNow(space, url)
+        coord.closeVote(space, vote)
+        val result = coord.publishVote(space, vote)
+        coord.syncNow(space, url)
+        check(result.counted == 3L, "three ballots counted")
+        check(result.options.map { it.heads } == listOf(2L, 1L, 0L), "two yes, one no: ${result.options}")
+        check(result.countedReceipts.sorted() == receipts.sorted(), "every voter finds their receipt")
+        for (app in residents) {
+            app.syncNow(space, url)
+            check(app.publishedResult(space, vote) == result, "every phone reads the same result")
+            check(app.members(space, 0, 10) == coord.members(space, 0, 10), "every phone has the same register")
+        }
+        check(recorder.changes.any { it.startsWith("item/") } && recorder.lastDone, "the listener heard changes and sync progress")
+
+        // Errors arrive as the public error type.
+        try { residents[0].castBallot(space, vote, listOf(0)); check(false, "a closed vote takes no ballot") } catch (e: LinliException.InvalidInput) {}
+        try { residents[0].closeVote(space, vote); check(false, "a resident cannot close") } catch (e: LinliException.NotAllowed) {}
+        try { coord.join("garbage", "x", url); check(false, "a bad code") } catch (e: LinliException.InvalidInput) {}
+        coord.shutdown()
+        println("kotlin: 1 passed, 0 failed")
+    } finally {
+        server.destroy()
+    }
+}

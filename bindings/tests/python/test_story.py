@@ -1,0 +1,132 @@
+"""A whole story through the Python bindings and a real linli-server.
+
+A coordinator creates a space and invites; two residents join through the
+server; a satisfaction vote is opened, cast (one resident offline, syncing
+later), closed and published; every phone ends with the same result.
+"""
+
+import threading
+
+import pytest
+import linli_ffi as linli
+
+
+class Recorder(linli.LinliListener):
+    def __init__(self):
+        self.changes = []
+        self.progress = []
+        self.lock = threading.Lock()
+
+    def on_change(self, space_id, document, item_id):
+        with self.lock:
+            self.changes.append((space_id, document, item_id))
+
+    def on_sync_progress(self, space_id, round, sent, received, done):
+        with self.lock:
+            self.progress.append((round, sent, received, done))
+
+
+def test_a_vote_through_the_server(tmp_path, server):
+    coord = linli.LinliApp.open(str(tmp_path / "coord"))
+    recorder = Recorder()
+    coord.set_listener(recorder)
+    space = coord.create_space("幸福里社区", "王主任")
+    coord.sync_now(space, server)
+    invites = [coord.create_invite(space, name, [linli.Role.RESIDENT]) for name in ("李阿姨", "陈大爷")]
+    coord.sync_now(space, server)
+
+    residents = []
+    for i, inv in enumerate(invites):
+        app = linli.LinliApp.open(str(tmp_path / f"resident{i}"))
+        joined = app.join(inv.code, ["李阿姨", "陈大爷"][i], server)
+        assert joined.space_id == space and joined.member_id == inv.member_id
+        residents.append(app)
+    coord.sync_now(space, server)  # the register now holds both residents
+
+    spec = linli.VoteSpec(
+        title="小区环境满意度",
+        kind=linli.VoteKind.SATISFACTION(),
+        eligibility=linli.Eligibility.ALL_MEMBERS(),
+        ballots_public=False,
+        hide_results=True,
+        proxy_limit=1,
+    )
+    vote = coord.create_vote(space, spec)
+    assert coord.open_vote(space, vote) == 3
+    coord.sync_now(space, server)
+
+    receipts = []
+    for app, choice in zip(residents, (0, 3)):
+        app.sync_now(space, server)
+        receipts.append(app.cast_ballot(space, vote, [choice]))
+    receipts.append(coord.cast_ballot(space, vote, [1]))
+    assert coord.vote_results(space, vote) is None, "hidden until the close"
+    # The first resident syncs now; the second stays offline until after the close:
+    # their ballot was cast before the close, so it still counts.
+    residents[0].sync_now(space, server)
+    coord.sync_now(space, server)
+    coord.close_vote(space, vote)
+    coord.sync_now(space, server)
+    residents[1].sync_now(space, server)
+    coord.sync_now(space, server)
+    published = coord.publish_vote(space, vote)
+    coord.sync_now(space, server)
+
+    assert published.counted == 3
+    assert [o.heads for o in published.options] == [1, 1, 0, 1, 0]
+    assert published.satisfaction_basis_points == 6667  # 2 of 3 satisfied
+    assert sorted(published.counted_receipts) == sorted(receipts), "every voter finds their receipt"
+    for app in residents:
+        app.sync_now(space, server)
+        assert app.published_result(space, vote) == published
+    assert any(doc.startswith("item/") for (_, doc, _) in recorder.changes), "the listener heard of the vote"
+    assert recorder.progress and recorder.progress[-1][3], "sync progress reported, ending done"
+    coord.shutdown()
+
+
+def test_errors_are_the_public_error(tmp_path, server):
+    coord = linli.LinliApp.open(str(tmp_path / "coord"))
+    space = coord.create_space("s", "c")
+    coord.sync_now(space, server)
+    stranger = linli.LinliApp.open(str(tmp_path / "stranger"))
+    with pytest.raises(linli.LinliError.InvalidInput):
+        stranger.join("NOT-A-CODE", "x", server)
+    with pytest.raises(linli.LinliError.NotAllowed):
+        stranger.sync_now(space, server)  # not a device of this space
+    with pytest.raises(linli.LinliError.NotFound):
+        stranger.sync_now("0" * 32, server)  # a space the server does not hold
+    with pytest.raises(linli.LinliError.Network):
+        coord.sync_now(space, "http://127.0.0.1:9")  # nothing listens there
+    spec = linli.VoteSpec(
+        title="t", kind=linli.VoteKind.YES_NO_ABSTAIN(), eligibility=linli.Eligibility.ALL_MEMBERS(),
+        ballots_public=True, hide_results=False, proxy_limit=1,
+    )
+    vote = coord.create_vote(space, spec)
+    with pytest.raises(linli.LinliError.InvalidInput):
+        coord.cast_ballot(space, vote, [0])  # still a draft
+    coord.open_vote(space, vote)
+    with pytest.raises(linli.LinliError.InvalidInput):
+        coord.cast_ballot(space, vote, [7])
+    with pytest.raises(linli.LinliError.InvalidInput):
+        coord.cast_ballot(space, vote, [-1])
+    assert coord.vote_results(space, vote).counted == 0
+
+
+def test_a_meeting_hub_on_a_phone(tmp_path, server):
+    coord = linli.LinliApp.open(str(tmp_path / "coord"))
+    space = coord.create_space("海岛村", "村委会")
+    inv = coord.create_invite(space, "渔民", [linli.Role.RESIDENT])
+    addr = coord.start_hub("127.0.0.1:0")
+    hub = "http://" + addr
+    resident = linli.LinliApp.open(str(tmp_path / "resident"))
+    resident.join(inv.code, "渔民", hub)  # no server at the meeting
+    coord.add_unit(space, "u1", "1", "1", "101", 7500)
+    resident.sync_now(space, hub)
+    coord.stop_hub()
+    assert [u.unit_id for u in resident.units(space, 0, 10)] == ["u1"]
+    # Later the coordinator's phone carries everything to the server.
+    coord.sync_now(space, server)
+    newcomer_view = linli.LinliApp.open(str(tmp_path / "late"))
+    with pytest.raises(linli.LinliError.NotAllowed):
+        newcomer_view.sync_now(space, server)  # not a member
+    assert sorted(m.name for m in coord.members(space, 0, 10)) == ["村委会", "渔民"]
