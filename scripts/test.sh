@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 tools=$root/.tools
+out=$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug
 mkdir -p "$tools"
 
 step() { printf '\n== %s\n' "$*"; }
@@ -42,11 +43,11 @@ LINLI_BENCH_QUICK=1 cargo test --locked -p linli-tests --bench sync
 step "bindings: build and generate"
 cargo build --locked -p linli-ffi -p linli-server
 cargo build --locked -p linli-ffi --features bindgen --bin uniffi-bindgen
-lib=target/debug/liblinli_ffi.so
+lib=$out/liblinli_ffi.so
 gen=bindings/generated
 rm -rf "$gen" && mkdir -p "$gen"
 for lang in python kotlin swift; do
-  ./target/debug/uniffi-bindgen generate --no-format --library "$lib" --language "$lang" --out-dir "$gen/$lang" >/dev/null
+  "$out/uniffi-bindgen" generate --no-format --library "$lib" --language "$lang" --out-dir "$gen/$lang" >/dev/null
 done
 cp "$lib" "$gen/python/"
 
@@ -55,10 +56,10 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 "$tools/kotlinc/bin/kotlinc" -nowarn "$gen/kotlin/org/linli/core/linli_ffi.kt" bindings/tests/kotlin/Story.kt \
   -cp /usr/share/java/jna.jar -d "$scratch/story.jar"
-java -Djna.library.path=target/debug \
+java -Djna.library.path="$out" \
   -cp "$scratch/story.jar:/usr/share/java/jna.jar:$tools/kotlinc/lib/kotlin-stdlib.jar" \
-  StoryKt "$root/target/debug/linli-server" "$scratch/kotlin"
+  StoryKt "$out/linli-server" "$scratch/kotlin"
 
 step "python"
-LINLI_PY_BINDINGS="$gen/python" LINLI_SERVER_BIN="$root/target/debug/linli-server" \
+LINLI_PY_BINDINGS="$gen/python" LINLI_SERVER_BIN="$out/linli-server" \
   python3 -m pytest -q bindings/tests/python
