@@ -57,10 +57,7 @@ fn sorted(h: &[ChangeHash]) -> Vec<ChangeHash> {
 }
 
 /// Judge a change to the space document. `doc` holds all of the change's
-/// deps; `current` is the register at `doc`'s heads.
-///
-/// Returns the author and, when it was needed for the check, the document
-/// with the change applied (so the caller need not apply it twice).
+/// deps; `current` is the register at `doc`'s heads. Returns the author.
 pub fn check_space_change(
     space_id: &str,
     doc: &Automerge,
@@ -68,9 +65,10 @@ pub fn check_space_change(
     change: &Change,
     signature: &[u8],
     vouched: bool,
-) -> Result<(Author, Option<Automerge>), Refusal> {
+) -> Result<Author, Refusal> {
     let device = signer_or_vouched(change, signature, vouched)?;
     let at = change.timestamp();
+    let malformed = |e: crate::Error| Refusal::Malformed(e.to_string());
     if change.deps().is_empty() {
         // Genesis: the first change of the document, whose hash names the space,
         // and whose author makes itself the first admin.
@@ -79,40 +77,35 @@ pub fn check_space_change(
         }
         let mut fresh = Automerge::new();
         fresh.apply_changes([change.clone()]).map_err(|e| Refusal::Malformed(e.to_string()))?;
-        let view = SpaceView::read(&fresh).map_err(|e| Refusal::Malformed(e.to_string()))?;
-        return match view.author(&device, at) {
-            Ok(a @ Author::Admin(_)) => Ok((a, Some(fresh))),
+        return match SpaceView::read(&fresh).map_err(malformed)?.author(&device, at) {
+            Ok(a @ Author::Admin(_)) => Ok(a),
             _ => Err(Refusal::WrongGenesis),
         };
     }
-    let at_heads = sorted(change.deps()) == sorted(&doc.get_heads());
-    let (pre_doc, pre_view);
-    let pre: &SpaceView = if at_heads {
-        current
+    // The register as the change's author saw it: the receiver's own when the
+    // deps are its heads (the common case), else the document at the deps.
+    let (past_doc, past_view) = if sorted(change.deps()) == sorted(&doc.get_heads()) {
+        (None, None)
     } else {
-        pre_doc = doc.fork_at(change.deps()).map_err(|e| Refusal::Malformed(e.to_string()))?;
-        pre_view = SpaceView::read(&pre_doc).map_err(|e| Refusal::Malformed(e.to_string()))?;
-        &pre_view
+        let d = doc.fork_at(change.deps()).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        let v = SpaceView::read(&d).map_err(malformed)?;
+        (Some(d), Some(v))
     };
+    let pre = past_view.as_ref().unwrap_or(current);
     // In the causal past, any revocation or removal already happened: judge as of "now".
     let author = pre.author(&device, i64::MAX)?;
-    if let Author::Admin(_) = author {
-        return Ok((author, None));
-    }
-    if let Author::Member(_) = author {
-        return Err(Refusal::NotAWriter(DocId::Space.to_string()));
+    match author {
+        Author::Admin(_) => return Ok(author),
+        Author::Member(_) => return Err(Refusal::NotAWriter(DocId::Space.to_string())),
+        Author::Coordinator(_) | Author::InviteBearer(_) => {}
     }
     // A coordinator or an invite's bearer: look at exactly what the change
     // writes, applied on top of its own causal past.
-    let mut trial = if at_heads {
-        doc.clone()
-    } else {
-        doc.fork_at(change.deps()).map_err(|e| Refusal::Malformed(e.to_string()))?
-    };
+    let mut trial = past_doc.unwrap_or_else(|| doc.clone());
     trial.apply_changes([change.clone()]).map_err(|e| Refusal::Malformed(e.to_string()))?;
     let writes = space::change_writes(&trial, change)?;
     space::authorize(pre, &author, &writes, at)?;
-    Ok((author, at_heads.then_some(trial)))
+    Ok(author)
 }
 
 /// Judge a change to any document other than the space document.
