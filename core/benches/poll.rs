@@ -84,7 +84,10 @@ fn main() {
                 cursor: 1,
                 batches: vec![DocBatch::changes(doc.clone(), vec![sc.clone()])],
             };
-            wire_one = req.encode().len() + 245; // + the signed `linli-auth` header
+            let body = req.encode();
+            let header =
+                linli_core::sync::auth::header_with_key(k, linli_core::sync::SYNC_PATH, at, &body).expect("header");
+            wire_one = body.len() + header.len();
         }
         let r = store.apply(&space, &doc, vec![sc]).expect("apply");
         assert_eq!(r.accepted.len(), 1);

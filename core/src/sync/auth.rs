@@ -1,8 +1,12 @@
 //! Request authentication: each request names its device and is signed by it,
 //! with a timestamp and a nonce so a replayed request is refused.
 //!
-//! Header `linli-auth: v1 <device hex> <unix ms> <nonce hex> <signature hex>`,
-//! the signature over `"linli/request/v1\0" ‖ path ‖ "\n" ‖ ms ‖ "\n" ‖ nonce ‖ body`.
+//! Header `linli-auth: v1 <device> <unix ms> <nonce> <signature>`, the
+//! binary fields in unpadded base64url (RFC 4648 §5), the signature over
+//! `"linli/request/v1\0" ‖ path ‖ "\n" ‖ ms ‖ "\n" ‖ nonce ‖ body`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
 use crate::identity::{DeviceId, DeviceKey, random_bytes, verify_tagged};
 
@@ -39,7 +43,7 @@ pub fn header(
 ) -> crate::Result<String> {
     let nonce = random_bytes::<16>()?;
     let sig = sign(&message(path, at, &nonce, body))?;
-    Ok(format!("v1 {} {} {} {}", device.to_hex(), at, hex::encode(nonce), hex::encode(sig)))
+    Ok(format!("v1 {} {} {} {}", B64.encode(device.0), at, B64.encode(nonce), B64.encode(sig)))
 }
 
 /// Sign with a key held in memory (an invite key).
@@ -63,11 +67,11 @@ pub enum AuthError {
 pub fn verify(header: &str, path: &str, body: &[u8], now: i64) -> Result<Authed, AuthError> {
     let parts: Vec<&str> = header.split_ascii_whitespace().collect();
     let ["v1", device, at, nonce, sig] = parts.as_slice() else { return Err(AuthError::Malformed) };
-    let device = DeviceId::from_hex(device).map_err(|_| AuthError::Malformed)?;
+    let bytes = |s: &str| B64.decode(s).map_err(|_| AuthError::Malformed);
+    let device = DeviceId(<[u8; 32]>::try_from(bytes(device)?.as_slice()).map_err(|_| AuthError::Malformed)?);
     let at: i64 = at.parse().map_err(|_| AuthError::Malformed)?;
-    let nonce = <[u8; 16]>::try_from(hex::decode(nonce).map_err(|_| AuthError::Malformed)?.as_slice())
-        .map_err(|_| AuthError::Malformed)?;
-    let sig = hex::decode(sig).map_err(|_| AuthError::Malformed)?;
+    let nonce = <[u8; 16]>::try_from(bytes(nonce)?.as_slice()).map_err(|_| AuthError::Malformed)?;
+    let sig = bytes(sig)?;
     if !verify_tagged(&device, TAG, &message(path, at, &nonce, body), &sig) {
         return Err(AuthError::BadSignature);
     }
@@ -92,7 +96,8 @@ mod tests {
         assert_eq!(verify(&h, "/v1/sync", b"body", 1_000_000 + WINDOW_MS + 1), Err(AuthError::Stale));
         assert_eq!(verify("v1 nope", "/v1/sync", b"", 0), Err(AuthError::Malformed));
         let other = DeviceKey::from_seed([6; 32]);
-        let forged = h.replace(&k.id().to_hex(), &other.id().to_hex());
+        let forged = h.replace(&B64.encode(k.id().0), &B64.encode(other.id().0));
+        assert_ne!(forged, h);
         assert_eq!(verify(&forged, "/v1/sync", b"body", 1_000_000), Err(AuthError::BadSignature));
     }
 }
