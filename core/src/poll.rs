@@ -82,9 +82,18 @@ impl VoteKind {
         }
     }
 
+    /// How many options a ballot chooses from.
+    pub fn option_count(&self) -> usize {
+        match self {
+            VoteKind::YesNoAbstain => YES_NO_ABSTAIN.len(),
+            VoteKind::Satisfaction => SATISFACTION.len(),
+            VoteKind::Single { options } | VoteKind::Multi { options, .. } => options.len(),
+        }
+    }
+
     /// Whether `choice` (option indexes) is a valid ballot of this kind.
     pub fn accepts(&self, choice: &[u32]) -> bool {
-        let n = self.labels().len() as u32;
+        let n = self.option_count() as u32;
         let distinct: BTreeSet<u32> = choice.iter().copied().collect();
         if distinct.len() != choice.len() || choice.iter().any(|c| *c >= n) {
             return false;
@@ -460,7 +469,7 @@ pub fn tally(vote: &Vote, casts: &[Cast], grants: &[Grant], coordinators: &BTree
     let mut order: Vec<&Cast> = casts.iter().collect();
     order.sort_by(|a, b| a.receipt.cmp(&b.receipt).then(a.at.cmp(&b.at)));
     let mut status: Vec<String> = Vec::with_capacity(order.len());
-    let mut best: BTreeMap<&str, usize> = BTreeMap::new(); // electorate entry -> index in order
+    let mut best: HashMap<&str, usize> = HashMap::new(); // electorate entry -> index in order
     for (i, c) in order.iter().enumerate() {
         let verdict = if c.at < opened {
             Err("before_open")
@@ -904,13 +913,13 @@ fn grants(store: &Store, space: &str, vote_id: &str) -> Result<Vec<Grant>> {
 }
 
 fn count(store: &Store, space: &str, v: &Vote) -> Result<Tally> {
-    let view = store.view(space)?;
-    let coordinators: BTreeSet<String> = view
-        .members
-        .iter()
-        .filter(|(_, m)| m.has(Role::Coordinator) || m.has(Role::Admin))
-        .map(|(id, _)| id.clone())
-        .collect();
+    let coordinators: BTreeSet<String> = store.with_view(space, |view| {
+        view.members
+            .iter()
+            .filter(|(_, m)| m.has(Role::Coordinator) || m.has(Role::Admin))
+            .map(|(id, _)| id.clone())
+            .collect()
+    })?;
     Ok(tally(v, &casts(store, space, &v.id)?, &grants(store, space, &v.id)?, &coordinators))
 }
 

@@ -158,7 +158,7 @@ type FeedRow = (String, Vec<u8>, Vec<u8>, Vec<u8>, i64);
 struct Inner {
     conn: Connection,
     key: DeviceKey,
-    docs: HashMap<DocKey, Automerge>,
+    docs: DocCache,
     views: HashMap<String, SpaceView>,
 }
 
@@ -175,8 +175,44 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Keep at most this many documents loaded; beyond it the cache is emptied.
+/// Keep at most this many documents loaded; the least recently used goes first.
 const DOC_CACHE_LIMIT: usize = 512;
+
+/// Loaded documents, evicting the least recently used.
+#[derive(Default)]
+struct DocCache {
+    docs: HashMap<DocKey, (Automerge, u64)>,
+    tick: u64,
+}
+
+impl DocCache {
+    fn get(&self, key: &DocKey) -> Option<&Automerge> {
+        self.docs.get(key).map(|(d, _)| d)
+    }
+
+    fn get_mut(&mut self, key: &DocKey) -> Option<&mut Automerge> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.docs.get_mut(key).map(|(d, used)| {
+            *used = tick;
+            d
+        })
+    }
+
+    fn insert(&mut self, key: DocKey, doc: Automerge) {
+        if self.docs.len() >= DOC_CACHE_LIMIT
+            && let Some(oldest) = self.docs.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone())
+        {
+            self.docs.remove(&oldest);
+        }
+        self.tick += 1;
+        self.docs.insert(key, (doc, self.tick));
+    }
+
+    fn remove(&mut self, key: &DocKey) {
+        self.docs.remove(key);
+    }
+}
 
 impl Store {
     /// Open (or create) a store in the SQLite file at `path`. The device key is
@@ -211,7 +247,7 @@ impl Store {
         };
         let device = key.id();
         Ok(Store {
-            inner: Mutex::new(Inner { conn, key, docs: HashMap::new(), views: HashMap::new() }),
+            inner: Mutex::new(Inner { conn, key, docs: DocCache::default(), views: HashMap::new() }),
             listeners: Mutex::new(Vec::new()),
             device,
             epoch,
@@ -934,10 +970,7 @@ fn peek<'a>(
 /// The loaded document, from the cache or from its snapshot and chunks.
 fn load<'a>(inner: &'a mut Inner, space: &str, doc_id: &DocId) -> Result<&'a mut Automerge> {
     let key = (space.to_string(), doc_id.to_string());
-    if !inner.docs.contains_key(&key) {
-        if inner.docs.len() >= DOC_CACHE_LIMIT {
-            inner.docs.clear();
-        }
+    if inner.docs.get(&key).is_none() {
         let doc = read_doc(&inner.conn, space, &key.1)?;
         inner.docs.insert(key.clone(), doc);
     }
