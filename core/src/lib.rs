@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod deliberation;
 pub mod doc;
 pub mod error;
 pub mod identity;

@@ -738,9 +738,16 @@ pub fn close(store: &Store, space: &str, vote_id: &str) -> Result<()> {
     if v.stage != Stage::Open {
         return Err(Error::Invalid("only an open vote can be closed".into()));
     }
+    // The close is dated after every ballot this device holds, so a ballot
+    // cast here (or received) before closing counts, even within the same ms.
+    let latest: i64 = store.query(|c| {
+        Ok(c.prepare_cached("SELECT coalesce(max(at), 0) FROM ballots WHERE space_id = ?1 AND vote_id = ?2")?
+            .query_row(params![space, vote_id], |r| r.get(0))?)
+    })?;
+    let at = now_ms().max(latest + 1);
     store.write(space, &item(vote_id), |tx| {
         let c = tx.put_object(ROOT, "closed", ObjType::Map)?;
-        tx.put(&c, "at", now_ms())?;
+        tx.put(&c, "at", at)?;
         tx.put(&c, "by", me.as_str())?;
         Ok(())
     })?;

@@ -178,6 +178,8 @@ pub struct Invite {
 pub struct SpaceView {
     pub name: String,
     pub created_at: i64,
+    /// Supports a topic needs to reach the agenda (set by admins).
+    pub support_threshold: i64,
     pub members: BTreeMap<String, Member>,
     pub units: BTreeMap<String, Unit>,
     pub households: BTreeMap<String, String>,
@@ -187,6 +189,9 @@ pub struct SpaceView {
     /// Derived: which member each device belongs to.
     devices: HashMap<DeviceId, String>,
 }
+
+/// Supports a topic needs to reach the agenda unless an admin sets otherwise.
+pub const DEFAULT_SUPPORT_THRESHOLD: i64 = 5;
 
 /// Who wrote a change, as the space register says at the change's causal past.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +252,7 @@ impl SpaceView {
     fn read_meta<R: ReadDoc>(&mut self, doc: &R, meta: &ObjId) {
         self.name = get_str(doc, meta, "name").unwrap_or_default();
         self.created_at = get_i64(doc, meta, "created_at").unwrap_or_default();
+        self.support_threshold = get_i64(doc, meta, "support_threshold").unwrap_or(DEFAULT_SUPPORT_THRESHOLD);
     }
 
     /// Re-read only the entries a change touched.
@@ -564,6 +570,10 @@ pub enum SpaceEdit {
         member: String,
         household: Option<String>,
     },
+    /// Admins only (the register's `meta`).
+    SetSupportThreshold {
+        supports: i64,
+    },
     AddGrid {
         grid: String,
         name: String,
@@ -605,6 +615,7 @@ impl SpaceEdit {
             | SpaceEdit::RemoveMember { member }
             | SpaceEdit::SetHousehold { member, .. } => (Section::Members, member.clone()),
             SpaceEdit::AddGrid { grid, .. } => (Section::Grids, grid.clone()),
+            SpaceEdit::SetSupportThreshold { .. } => return Touched(BTreeMap::new(), true),
             SpaceEdit::AddHousehold { household, .. } => (Section::Households, household.clone()),
             SpaceEdit::AddUnit { unit, .. } => (Section::Units, unit.clone()),
             SpaceEdit::Link { member, unit, .. } | SpaceEdit::VerifyOwner { member, unit, .. } => {
@@ -682,6 +693,11 @@ pub fn apply_edit<T: Transactable>(tx: &mut T, pre: &SpaceView, edit: &SpaceEdit
                 Some(h) => tx.put(&m, "household", h.as_str())?,
                 None => tx.delete(&m, "household")?,
             }
+        }
+        SpaceEdit::SetSupportThreshold { supports } => {
+            require(*supports > 0, "a threshold is at least one support")?;
+            let meta = map_at(tx, &ROOT, "meta").ok_or_else(|| Error::Internal("space document has no meta".into()))?;
+            tx.put(&meta, "support_threshold", *supports)?;
         }
         SpaceEdit::AddGrid { grid, name } => {
             token(grid, "grid id")?;

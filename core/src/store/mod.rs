@@ -1013,7 +1013,7 @@ struct Accepted {
 
 /// Kinds whose content feeds query tables.
 fn projected(doc_id: &DocId) -> bool {
-    matches!(doc_id, DocId::Space | DocId::Index { .. } | DocId::Own { .. })
+    matches!(doc_id, DocId::Space | DocId::Index { .. } | DocId::Own { .. } | DocId::Item { .. })
 }
 
 /// The one path by which changes enter a document: checks, merge, persist.
@@ -1357,6 +1357,7 @@ fn persist(
         }
         DocId::Index { .. } => project::index(&tx, space, doc, &accepted.writes)?,
         DocId::Own { member, part, .. } => project::own(&tx, space, member, part, doc, &accepted.writes)?,
+        DocId::Item { item } => project::topic_item(&tx, space, item, doc, &accepted.writes)?,
         _ => {}
     }
     tx.commit()?;

@@ -3,7 +3,7 @@
 //! Each projection rewrites exactly the rows of the entries a write touched.
 
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ObjType, ROOT};
+use automerge::{Automerge, ObjType, ROOT, ReadDoc};
 use rusqlite::{Connection, params};
 
 use crate::error::Result;
@@ -154,6 +154,64 @@ pub(super) fn own(
                 get_i64(doc, &e, "at").unwrap_or_default(),
                 receipt
             ])?;
+        } else if let Some(rest) = key.strip_prefix("t/") {
+            if owned(author, rest) {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO topics (space_id, topic_id, author, title, category, description, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    space,
+                    rest,
+                    author,
+                    get_str(doc, &e, "title").unwrap_or_default(),
+                    get_str(doc, &e, "category").unwrap_or_default(),
+                    get_str(doc, &e, "description").unwrap_or_default(),
+                    get_i64(doc, &e, "at").unwrap_or_default()
+                ])?;
+            }
+        } else if let Some(topic) = key.strip_prefix("s/") {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO supports (space_id, topic_id, member, at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![space, topic, author, get_i64(doc, &e, "at").unwrap_or_default()])?;
+        } else if let Some(post) = key.strip_prefix("p/") {
+            if owned(author, post) {
+                tx.prepare_cached(
+                    "INSERT INTO posts (space_id, post_id, topic_id, author, parent, quote, body, at, edited_at, retracted)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, 0)
+                     ON CONFLICT (space_id, post_id) DO UPDATE SET topic_id = excluded.topic_id, parent = excluded.parent,
+                        quote = excluded.quote, at = excluded.at",
+                )?
+                .execute(params![
+                    space,
+                    post,
+                    get_str(doc, &e, "topic").unwrap_or_default(),
+                    author,
+                    get_str(doc, &e, "parent").filter(|p| !p.is_empty()),
+                    get_str(doc, &e, "quote").filter(|q| !q.is_empty()),
+                    get_str(doc, &e, "body").unwrap_or_default(),
+                    get_i64(doc, &e, "at").unwrap_or_default()
+                ])?;
+                latest_edit(tx, space, author, post, doc)?;
+            }
+        } else if let Some(rest) = key.strip_prefix("e/") {
+            if let Some((post, _)) = rest.split_once('/')
+                && owned(author, post)
+            {
+                latest_edit(tx, space, author, post, doc)?;
+            }
+        } else if let Some(post) = key.strip_prefix("r/") {
+            if owned(author, post) {
+                tx.prepare_cached("UPDATE posts SET retracted = 1 WHERE space_id = ?1 AND post_id = ?2")?
+                    .execute(params![space, post])?;
+            }
+        } else if let Some(rest) = key.strip_prefix("x/") {
+            if let Some((post, reaction)) = rest.split_once('/') {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO reactions (space_id, post_id, member, reaction) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![space, post, author, reaction])?;
+            }
         } else if key.starts_with("g/") {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO proxy_grants (space_id, vote_id, grantor, entry, proxy, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -165,6 +223,69 @@ pub(super) fn own(
                 key,
                 get_str(doc, &e, "to").unwrap_or_default(),
                 get_i64(doc, &e, "at").unwrap_or_default()
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// Ids of topics and posts begin with their author's member id.
+fn owned(author: &str, id: &str) -> bool {
+    id.strip_prefix(author).is_some_and(|rest| rest.starts_with('-'))
+}
+
+/// A post's body is its latest edit (by time, then key), else the original.
+fn latest_edit(tx: &Connection, space: &str, author: &str, post: &str, doc: &Automerge) -> Result<()> {
+    let prefix = format!("e/{post}/");
+    let mut latest: Option<(i64, String, String)> = None;
+    for key in doc.keys(ROOT).filter(|k| k.starts_with(&prefix)) {
+        let Some(e) = map_at(doc, &ROOT, &key) else { continue };
+        let at = get_i64(doc, &e, "at").unwrap_or_default();
+        let body = get_str(doc, &e, "body").unwrap_or_default();
+        if latest.as_ref().is_none_or(|(a, k, _)| (at, &key) > (*a, k)) {
+            latest = Some((at, key, body));
+        }
+    }
+    if let Some((at, _, body)) = latest {
+        tx.prepare_cached(
+            "UPDATE posts SET body = ?4, edited_at = ?5 WHERE space_id = ?1 AND post_id = ?2 AND author = ?3",
+        )?
+        .execute(params![space, post, author, body, at])?;
+    }
+    Ok(())
+}
+
+/// A topic's coordination document: its status and the hidden posts.
+pub(super) fn topic_item(tx: &Connection, space: &str, topic: &str, doc: &Automerge, writes: &[Write]) -> Result<()> {
+    if get_str(doc, &ROOT, "kind").as_deref() != Some("topic") {
+        return Ok(());
+    }
+    for key in super::root_keys(writes) {
+        if key == "status" {
+            let Some(st) = map_at(doc, &ROOT, "status") else { continue };
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO topic_status (space_id, topic_id, status, reason, merged_into, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                space,
+                topic,
+                get_str(doc, &st, "status").unwrap_or_default(),
+                get_str(doc, &st, "reason").unwrap_or_default(),
+                get_str(doc, &st, "merged_into"),
+                get_i64(doc, &st, "at").unwrap_or_default()
+            ])?;
+        } else if let Some(post) = key.strip_prefix("h/") {
+            let Some(h) = map_at(doc, &ROOT, &key) else { continue };
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO hides (space_id, post_id, topic_id, reason, by_member, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                space,
+                post,
+                topic,
+                get_str(doc, &h, "reason").unwrap_or_default(),
+                get_str(doc, &h, "by").unwrap_or_default(),
+                get_i64(doc, &h, "at").unwrap_or_default()
             ])?;
         }
     }

@@ -54,6 +54,16 @@
 //!    - `held(space_id, doc_id, hash, bytes, signature, at)`: changes from a
 //!      device the register does not know yet (or that depend on such
 //!      changes), kept and tried again whenever the register changes.
+//! 5. Deliberation (all derived from members' forum documents and the topics'
+//!    coordination documents; ids of topics and posts start with their
+//!    author's member id, so no member can claim another's).
+//!    - `topics(space_id, topic_id, author, title, category, description, at)`.
+//!    - `topic_status(space_id, topic_id, status, reason, merged_into, at)`: set
+//!      by coordinators (accepted, declined, merged, decided).
+//!    - `supports(space_id, topic_id, member, at)`: one row per member.
+//!    - `posts(space_id, post_id, topic_id, author, parent, quote, body, at, edited_at, retracted)`.
+//!    - `hides(space_id, post_id, topic_id, reason, by_member, at)`: the moderation log.
+//!    - `reactions(space_id, post_id, member, reaction)`.
 
 use rusqlite::Connection;
 
@@ -205,6 +215,38 @@ pub const MIGRATIONS: &[&str] = &[
         signature BLOB NOT NULL,
         at INTEGER NOT NULL,
         PRIMARY KEY (space_id, doc_id, hash)
+     ) STRICT, WITHOUT ROWID;",
+    // 5: deliberation
+    "CREATE TABLE topics (
+        space_id TEXT NOT NULL, topic_id TEXT NOT NULL, author TEXT NOT NULL, title TEXT NOT NULL,
+        category TEXT NOT NULL, description TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, topic_id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX topics_by_time ON topics (space_id, at);
+     CREATE TABLE topic_status (
+        space_id TEXT NOT NULL, topic_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+        merged_into TEXT, at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, topic_id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE supports (
+        space_id TEXT NOT NULL, topic_id TEXT NOT NULL, member TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, topic_id, member)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE posts (
+        space_id TEXT NOT NULL, post_id TEXT NOT NULL, topic_id TEXT NOT NULL, author TEXT NOT NULL,
+        parent TEXT, quote TEXT, body TEXT NOT NULL, at INTEGER NOT NULL, edited_at INTEGER,
+        retracted INTEGER NOT NULL,
+        PRIMARY KEY (space_id, post_id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX posts_by_topic ON posts (space_id, topic_id, at);
+     CREATE TABLE hides (
+        space_id TEXT NOT NULL, post_id TEXT NOT NULL, topic_id TEXT NOT NULL, reason TEXT NOT NULL,
+        by_member TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, post_id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE reactions (
+        space_id TEXT NOT NULL, post_id TEXT NOT NULL, member TEXT NOT NULL, reaction TEXT NOT NULL,
+        PRIMARY KEY (space_id, post_id, member, reaction)
      ) STRICT, WITHOUT ROWID;",
 ];
 
