@@ -344,8 +344,14 @@ pub struct TopicRow {
     pub status: String,
 }
 
+/// The space's support threshold, from its query row (no document is loaded).
 fn threshold(store: &Store, space: &str) -> Result<i64> {
-    store.with_view(space, |v| v.support_threshold)
+    store.query(|c| {
+        Ok(c.prepare_cached("SELECT support_threshold FROM spaces WHERE space_id = ?1")?
+            .query_row([space], |r| r.get::<_, i64>(0))
+            .optional()?
+            .unwrap_or(crate::space::DEFAULT_SUPPORT_THRESHOLD))
+    })
 }
 
 fn status_of(explicit: Option<String>, supports: i64, threshold: i64) -> String {

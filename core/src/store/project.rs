@@ -79,9 +79,9 @@ pub(super) fn space(tx: &Connection, space: &str, v: &SpaceView, touched: &Touch
         // A space first seen here (a server or hub hosting it) is recorded
         // without a member of this device's.
         tx.execute(
-            "INSERT INTO spaces (space_id, name, member_id) VALUES (?1, ?2, NULL)
-             ON CONFLICT (space_id) DO UPDATE SET name = excluded.name",
-            params![space, v.name],
+            "INSERT INTO spaces (space_id, name, member_id, support_threshold) VALUES (?1, ?2, NULL, ?3)
+             ON CONFLICT (space_id) DO UPDATE SET name = excluded.name, support_threshold = excluded.support_threshold",
+            params![space, v.name, v.support_threshold],
         )?;
     }
     Ok(())

@@ -57,6 +57,7 @@
 //! 5. Deliberation (all derived from members' forum documents and the topics'
 //!    coordination documents; ids of topics and posts start with their
 //!    author's member id, so no member can claim another's).
+//!    - `spaces.support_threshold`: supports a topic needs to reach the agenda.
 //!    - `topics(space_id, topic_id, author, title, category, description, at)`.
 //!    - `topic_status(space_id, topic_id, status, reason, merged_into, at)`: set
 //!      by coordinators (accepted, declined, merged, decided).
@@ -217,7 +218,8 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (space_id, doc_id, hash)
      ) STRICT, WITHOUT ROWID;",
     // 5: deliberation
-    "CREATE TABLE topics (
+    "ALTER TABLE spaces ADD COLUMN support_threshold INTEGER NOT NULL DEFAULT 5;
+     CREATE TABLE topics (
         space_id TEXT NOT NULL, topic_id TEXT NOT NULL, author TEXT NOT NULL, title TEXT NOT NULL,
         category TEXT NOT NULL, description TEXT NOT NULL, at INTEGER NOT NULL,
         PRIMARY KEY (space_id, topic_id)
@@ -238,7 +240,7 @@ pub const MIGRATIONS: &[&str] = &[
         retracted INTEGER NOT NULL,
         PRIMARY KEY (space_id, post_id)
      ) STRICT, WITHOUT ROWID;
-     CREATE INDEX posts_by_topic ON posts (space_id, topic_id, at);
+     CREATE INDEX posts_by_topic ON posts (space_id, topic_id, retracted, at);
      CREATE TABLE hides (
         space_id TEXT NOT NULL, post_id TEXT NOT NULL, topic_id TEXT NOT NULL, reason TEXT NOT NULL,
         by_member TEXT NOT NULL, at INTEGER NOT NULL,
