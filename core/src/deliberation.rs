@@ -266,31 +266,55 @@ pub fn hide_post(store: &Store, space: &str, post: &str, reason: &str) -> Result
     })
 }
 
-/// Record the decision a topic ended in: its outcome, the vote held on it (if
-/// one was), who is responsible and by when.
-pub fn decide(
-    store: &Store,
-    space: &str,
-    topic: &str,
-    outcome: &str,
-    vote: Option<&str>,
-    responsible: &[String],
-    deadline: &str,
-) -> Result<()> {
-    nonempty(outcome, "an outcome")?;
-    if let Some(v) = vote {
+/// What a coordinator records when a topic ends in a decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecisionInput {
+    pub outcome: String,
+    /// The vote held on it, if one was.
+    pub vote: Option<String>,
+    /// The consultation (议事会) that reached it, if one did.
+    pub consultation: Option<String>,
+    pub responsible: Vec<String>,
+    pub deadline: String,
+}
+
+/// Record the decision a topic ended in.
+pub fn decide(store: &Store, space: &str, topic: &str, input: &DecisionInput) -> Result<()> {
+    nonempty(&input.outcome, "an outcome")?;
+    if let Some(v) = &input.vote {
         crate::poll::vote(store, space, v)?;
     }
-    let responsible = serde_json::to_string(responsible)?;
+    if let Some(c) = &input.consultation {
+        let kind = store.read(space, &item(c), |d| get_str(d, &ROOT, "kind"))?;
+        if kind.as_deref() != Some("consultation") {
+            return Err(Error::NotFound("consultation".into()));
+        }
+    }
+    let responsible = serde_json::to_string(&input.responsible)?;
     coordinate(store, space, topic, |tx, me, now| {
         let d = tx.put_object(ROOT, "decision", ObjType::Map)?;
-        tx.put(&d, "outcome", outcome)?;
-        tx.put(&d, "vote", vote.unwrap_or(""))?;
+        tx.put(&d, "outcome", input.outcome.as_str())?;
+        tx.put(&d, "vote", input.vote.as_deref().unwrap_or(""))?;
+        tx.put(&d, "consultation", input.consultation.as_deref().unwrap_or(""))?;
         tx.put(&d, "responsible", responsible.as_str())?;
-        tx.put(&d, "deadline", deadline)?;
+        tx.put(&d, "deadline", input.deadline.as_str())?;
         tx.put(&d, "by", me)?;
         tx.put(&d, "at", now)?;
         write_status(tx, "decided", "", None, me, now)
+    })
+}
+
+/// Close the loop: link the satisfaction vote held on how the decision was
+/// carried out; its published result joins the disclosure.
+pub fn close_loop(store: &Store, space: &str, topic: &str, satisfaction_vote: &str) -> Result<()> {
+    let v = crate::poll::vote(store, space, satisfaction_vote)?;
+    if v.spec.kind != crate::poll::VoteKind::Satisfaction {
+        return Err(Error::Invalid("the loop is closed by a satisfaction vote".into()));
+    }
+    coordinate(store, space, topic, |tx, _, now| {
+        tx.put(ROOT, "followup_vote", satisfaction_vote)?;
+        tx.put(ROOT, "followup_at", now)?;
+        Ok(())
     })
 }
 
@@ -606,6 +630,7 @@ pub fn minutes(store: &Store, space: &str, consultation: &str) -> Result<String>
 pub struct Decision {
     pub outcome: String,
     pub vote: Option<String>,
+    pub consultation: Option<String>,
     pub responsible: Vec<String>,
     pub deadline: String,
     pub by: String,
@@ -631,6 +656,7 @@ pub struct Task {
 }
 
 struct Coordination {
+    followup_vote: Option<String>,
     /// Every status change: (status, reason, by, at).
     history: Vec<(String, String, String, i64)>,
     decision: Option<Decision>,
@@ -655,6 +681,7 @@ fn coordination(store: &Store, space: &str, topic: &str) -> Result<Coordination>
         let decision = map_at(d, &ROOT, "decision").map(|x| Decision {
             outcome: get_str(d, &x, "outcome").unwrap_or_default(),
             vote: get_str(d, &x, "vote").filter(|v| !v.is_empty()),
+            consultation: get_str(d, &x, "consultation").filter(|v| !v.is_empty()),
             responsible: get_str(d, &x, "responsible").and_then(|r| serde_json::from_str(&r).ok()).unwrap_or_default(),
             deadline: get_str(d, &x, "deadline").unwrap_or_default(),
             by: get_str(d, &x, "by").unwrap_or_default(),
@@ -692,7 +719,7 @@ fn coordination(store: &Store, space: &str, topic: &str) -> Result<Coordination>
                 t.status = last.status.clone();
             }
         }
-        Coordination { history, decision, tasks }
+        Coordination { followup_vote: get_str(d, &ROOT, "followup_vote"), history, decision, tasks }
     })
 }
 
@@ -763,7 +790,20 @@ pub fn timeline(store: &Store, space: &str, topic: &str) -> Result<Vec<Event>> {
             });
         }
     }
-    events.sort_by(|a, b| (a.at, &a.what, &a.who, &a.detail).cmp(&(b.at, &b.what, &b.who, &b.detail)));
+    if let Some((vote, at)) =
+        store.read(space, &item(topic), |d| get_str(d, &ROOT, "followup_vote").zip(get_i64(d, &ROOT, "followup_at")))?
+    {
+        let by = c.decision.as_ref().map(|d| d.by.clone()).unwrap_or_default();
+        events.push(Event { at, who: by, what: "loop_closed".into(), detail: vote });
+    }
+    // Within one millisecond, things happen in the order they must.
+    let rank = |what: &str| {
+        ["raised", "supported", "posted", "hidden", "status", "decided", "task_update", "loop_closed"]
+            .iter()
+            .position(|w| *w == what)
+            .unwrap_or(99)
+    };
+    events.sort_by(|a, b| (a.at, rank(&a.what), &a.who, &a.detail).cmp(&(b.at, rank(&b.what), &b.who, &b.detail)));
     Ok(events)
 }
 
@@ -783,6 +823,8 @@ pub struct Disclosure {
     pub decision: Option<Decision>,
     pub vote: Option<crate::poll::Tally>,
     pub tasks: Vec<Task>,
+    /// The published satisfaction vote that closed the loop, if one did.
+    pub satisfaction: Option<crate::poll::Tally>,
 }
 
 /// The published summary of a topic.
@@ -799,6 +841,10 @@ pub fn disclosure(store: &Store, space: &str, topic: &str) -> Result<Disclosure>
     let c = coordination(store, space, topic)?;
     let vote = match c.decision.as_ref().and_then(|d| d.vote.clone()) {
         Some(v) => crate::poll::published(store, space, &v)?,
+        None => None,
+    };
+    let satisfaction = match &c.followup_vote {
+        Some(v) => crate::poll::published(store, space, v)?,
         None => None,
     };
     let mut participants: Vec<&str> = posts.iter().filter(|p| !p.retracted).map(|p| p.author.as_str()).collect();
@@ -818,6 +864,7 @@ pub fn disclosure(store: &Store, space: &str, topic: &str) -> Result<Disclosure>
         decision: c.decision,
         vote,
         tasks: c.tasks,
+        satisfaction,
     })
 }
 
@@ -841,6 +888,15 @@ impl Disclosure {
                 md.push_str(&format!("- {}: {}\n", o.label, o.count.heads));
             }
             md.push_str(&format!("\nCounted {} of {} eligible.\n\n", v.counted, v.eligible.heads));
+        }
+        if let Some(rate) = self.satisfaction.as_ref().and_then(|t| t.satisfaction.as_ref()) {
+            md.push_str(&format!(
+                "## 满意度 Satisfaction\n\n{}.{:02}% satisfied ({} of {})\n\n",
+                rate.basis_points / 100,
+                rate.basis_points % 100,
+                rate.satisfied,
+                rate.valid
+            ));
         }
         if !self.tasks.is_empty() {
             md.push_str("## 跟踪落实 Follow-up\n\n");

@@ -236,20 +236,58 @@ fn from_decision_to_follow_up_timeline_and_disclosure() {
     poll::close(&coord, &space, &vote).expect("close");
     poll::publish(&coord, &space, &vote).expect("publish");
     let me = coord.my_member(&space).expect("me");
-    d::decide(&coord, &space, &topic, "维修全部器材", Some(&vote), std::slice::from_ref(&me), "2026-05-01")
-        .expect("decide");
+    let meeting =
+        d::create_consultation(&coord, &space, "四月议事会", "2026-04-02", "活动室", std::slice::from_ref(&topic))
+            .expect("meeting");
+    let input = d::DecisionInput {
+        outcome: "维修全部器材".into(),
+        vote: Some(vote.clone()),
+        consultation: Some(meeting.clone()),
+        responsible: vec![me.clone()],
+        deadline: "2026-05-01".into(),
+    };
+    d::decide(&coord, &space, &topic, &input).expect("decide");
     let task = d::add_task(&coord, &space, &topic, "更换单杠", "物业", "2026-04-15").expect("task");
     d::update_task(&coord, &space, &topic, &task, "doing", "已订购").expect("update");
     d::update_task(&coord, &space, &topic, &task, "done", "5月3日修好").expect("update");
     assert!(matches!(d::update_task(&coord, &space, &topic, "nope", "done", ""), Err(Error::NotFound(_))));
+    // A satisfaction vote closes the loop.
+    let sat = poll::create(
+        &coord,
+        &space,
+        &VoteSpec {
+            title: "维修满意度".into(),
+            kind: VoteKind::Satisfaction,
+            eligibility: Eligibility::AllMembers,
+            visibility: BallotVisibility::AllMembers,
+            hide_results: false,
+            proxy_limit: 1,
+        },
+    )
+    .expect("vote");
+    assert!(
+        matches!(d::close_loop(&coord, &space, &topic, &vote), Err(Error::Invalid(_))),
+        "only a satisfaction vote closes the loop"
+    );
+    poll::open(&coord, &space, &sat).expect("open");
+    poll::cast(&coord, &space, &sat, &[1]).expect("cast");
+    poll::close(&coord, &space, &sat).expect("close");
+    poll::publish(&coord, &space, &sat).expect("publish");
+    d::close_loop(&coord, &space, &topic, &sat).expect("close the loop");
     let events = d::timeline(&coord, &space, &topic).expect("timeline");
     let kinds: Vec<&str> = events.iter().map(|e| e.what.as_str()).collect();
-    assert_eq!(kinds, vec!["raised", "posted", "status", "decided", "task_update", "task_update"], "{events:?}");
+    assert_eq!(
+        kinds,
+        vec!["raised", "posted", "status", "decided", "task_update", "task_update", "loop_closed"],
+        "{events:?}"
+    );
     assert!(events.windows(2).all(|w| w[0].at <= w[1].at));
     let disc = d::disclosure(&coord, &space, &topic).expect("disclosure");
     assert_eq!(disc.status, "decided");
     assert_eq!(disc.vote.as_ref().map(|v| v.counted), Some(1));
     assert_eq!(disc.tasks[0].status, "done");
+    assert_eq!(disc.decision.as_ref().and_then(|x| x.consultation.clone()), Some(meeting));
+    assert_eq!(disc.satisfaction.as_ref().and_then(|t| t.satisfaction.as_ref()).map(|r| r.basis_points), Some(10_000));
     let json = serde_json::to_string(&disc).expect("json");
     assert!(json.contains("维修全部器材"));
     let md = disc.to_markdown();
