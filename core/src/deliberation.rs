@@ -392,11 +392,13 @@ pub fn topics(store: &Store, space: &str, offset: u32, limit: u32) -> Result<Vec
     let threshold = threshold(store, space)?;
     store.query(|c| {
         let mut stmt = c.prepare_cached(
+            // The page first, then the counts for its rows only.
             "SELECT t.topic_id, t.author, t.title, t.category, t.at,
                     (SELECT count(*) FROM supports s WHERE s.space_id = t.space_id AND s.topic_id = t.topic_id),
                     (SELECT count(*) FROM posts p WHERE p.space_id = t.space_id AND p.topic_id = t.topic_id AND p.retracted = 0),
                     (SELECT status FROM topic_status x WHERE x.space_id = t.space_id AND x.topic_id = t.topic_id)
-             FROM topics t WHERE t.space_id = ?1 ORDER BY t.at DESC, t.topic_id LIMIT ?2 OFFSET ?3",
+             FROM (SELECT * FROM topics WHERE space_id = ?1 ORDER BY at DESC, topic_id DESC LIMIT ?2 OFFSET ?3) t
+             ORDER BY t.at DESC, t.topic_id DESC",
         )?;
         let rows = stmt.query_map(params![space, limit, offset], |r| {
             let supports: i64 = r.get(5)?;

@@ -224,7 +224,7 @@ pub const MIGRATIONS: &[&str] = &[
         category TEXT NOT NULL, description TEXT NOT NULL, at INTEGER NOT NULL,
         PRIMARY KEY (space_id, topic_id)
      ) STRICT, WITHOUT ROWID;
-     CREATE INDEX topics_by_time ON topics (space_id, at);
+     CREATE INDEX topics_by_time ON topics (space_id, at, topic_id);
      CREATE TABLE topic_status (
         space_id TEXT NOT NULL, topic_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
         merged_into TEXT, at INTEGER NOT NULL,
