@@ -7,6 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use linli_core::deliberation;
 use linli_core::poll;
 use linli_core::space::{Role as CoreRole, SpaceEdit};
 use linli_core::store::Store;
@@ -318,6 +319,40 @@ impl From<poll::Tally> for VoteResult {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TopicInfo {
+    pub topic_id: String,
+    pub author: String,
+    pub title: String,
+    pub category: String,
+    pub supports: i64,
+    pub posts: i64,
+    /// `open`, `agenda`, `declined`, `merged` or `decided`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PostInfo {
+    pub post_id: String,
+    pub author: String,
+    pub parent: Option<String>,
+    pub quote: Option<String>,
+    /// Empty when hidden or retracted.
+    pub body: String,
+    pub edited: bool,
+    pub retracted: bool,
+    /// The moderation reason when a coordinator hid it.
+    pub hidden_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TimelineEvent {
+    pub at_ms: i64,
+    pub who: String,
+    pub what: String,
+    pub detail: String,
+}
+
 /// One device's Linli: the store in the app's data directory, with the
 /// device key inside.
 #[derive(uniffi::Object)]
@@ -474,6 +509,109 @@ impl LinliApp {
     /// The tally from the ballots this device holds (absent while hidden).
     pub fn vote_results(&self, space_id: String, vote_id: String) -> Result<Option<VoteResult>> {
         Ok(poll::results(&self.store, &space_id, &vote_id)?.map(Into::into))
+    }
+
+    pub fn raise_topic(
+        &self,
+        space_id: String,
+        title: String,
+        category: String,
+        description: String,
+    ) -> Result<String> {
+        Ok(deliberation::raise_topic(&self.store, &space_id, &title, &category, &description)?)
+    }
+
+    pub fn support_topic(&self, space_id: String, topic_id: String) -> Result<()> {
+        Ok(deliberation::support(&self.store, &space_id, &topic_id)?)
+    }
+
+    pub fn topics(&self, space_id: String, offset: i64, limit: i64) -> Result<Vec<TopicInfo>> {
+        let (o, l) = page(offset, limit);
+        Ok(deliberation::topics(&self.store, &space_id, o, l)?
+            .into_iter()
+            .map(|t| TopicInfo {
+                topic_id: t.topic,
+                author: t.author,
+                title: t.title,
+                category: t.category,
+                supports: t.supports,
+                posts: t.posts,
+                status: t.status,
+            })
+            .collect())
+    }
+
+    /// Post into a topic's thread; `parent` replies, `quote` quotes.
+    pub fn post(
+        &self,
+        space_id: String,
+        topic_id: String,
+        body: String,
+        parent: Option<String>,
+        quote: Option<String>,
+    ) -> Result<String> {
+        Ok(deliberation::post(&self.store, &space_id, &topic_id, &body, parent.as_deref(), quote.as_deref())?)
+    }
+
+    pub fn edit_post(&self, space_id: String, post_id: String, body: String) -> Result<()> {
+        Ok(deliberation::edit_post(&self.store, &space_id, &post_id, &body)?)
+    }
+
+    pub fn retract_post(&self, space_id: String, post_id: String) -> Result<()> {
+        Ok(deliberation::retract_post(&self.store, &space_id, &post_id)?)
+    }
+
+    /// Coordinators: hide a post with a reason (shown in the moderation log).
+    pub fn hide_post(&self, space_id: String, post_id: String, reason: String) -> Result<()> {
+        Ok(deliberation::hide_post(&self.store, &space_id, &post_id, &reason)?)
+    }
+
+    pub fn thread(&self, space_id: String, topic_id: String) -> Result<Vec<PostInfo>> {
+        Ok(deliberation::thread(&self.store, &space_id, &topic_id)?
+            .into_iter()
+            .map(|p| PostInfo {
+                post_id: p.post,
+                author: p.author,
+                parent: p.parent,
+                quote: p.quote,
+                body: p.body,
+                edited: p.edited_at.is_some(),
+                retracted: p.retracted,
+                hidden_reason: p.hidden,
+            })
+            .collect())
+    }
+
+    /// Coordinators: record the decision a topic ended in.
+    pub fn decide_topic(
+        &self,
+        space_id: String,
+        topic_id: String,
+        outcome: String,
+        vote_id: Option<String>,
+        responsible: Vec<String>,
+        deadline: String,
+    ) -> Result<()> {
+        let input = deliberation::DecisionInput { outcome, vote: vote_id, consultation: None, responsible, deadline };
+        Ok(deliberation::decide(&self.store, &space_id, &topic_id, &input)?)
+    }
+
+    pub fn topic_timeline(&self, space_id: String, topic_id: String) -> Result<Vec<TimelineEvent>> {
+        Ok(deliberation::timeline(&self.store, &space_id, &topic_id)?
+            .into_iter()
+            .map(|e| TimelineEvent { at_ms: e.at, who: e.who, what: e.what, detail: e.detail })
+            .collect())
+    }
+
+    /// The published summary of a topic as Markdown (居务公开).
+    pub fn topic_disclosure_markdown(&self, space_id: String, topic_id: String) -> Result<String> {
+        Ok(deliberation::disclosure(&self.store, &space_id, &topic_id)?.to_markdown())
+    }
+
+    /// The published summary of a topic as JSON.
+    pub fn topic_disclosure_json(&self, space_id: String, topic_id: String) -> Result<String> {
+        let d = deliberation::disclosure(&self.store, &space_id, &topic_id)?;
+        serde_json::to_string(&d).map_err(|e| LinliError::Internal { detail: e.to_string() })
     }
 
     /// The published result, once a coordinator has published it.

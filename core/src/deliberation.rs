@@ -255,6 +255,7 @@ pub fn merge_topic(store: &Store, space: &str, topic: &str, into: &str) -> Resul
 
 /// Hide a post, with a reason shown in the moderation log.
 pub fn hide_post(store: &Store, space: &str, post: &str, reason: &str) -> Result<()> {
+    coordinator(store, space)?;
     nonempty(reason, "a reason")?;
     let (topic, _) = post_topic(store, space, post)?;
     coordinate(store, space, &topic, |tx, me, now| {

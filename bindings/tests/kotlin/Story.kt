@@ -79,6 +79,25 @@ fun main(args: Array<String>) {
         }
         check(recorder.changes.any { it.startsWith("item/") } && recorder.lastDone, "the listener heard changes and sync progress")
 
+        // A topic is raised and discussed; the coordinator moderates and decides.
+        val topic = residents[0].raiseTopic(space, "电梯加装", "住房", "老人上下楼困难")
+        val first = residents[0].post(space, topic, "我家住六楼，非常需要", null, null)
+        residents[0].syncNow(space, url)
+        residents[1].syncNow(space, url)
+        residents[1].supportTopic(space, topic)
+        val reply = residents[1].post(space, topic, "支持", first, null)
+        residents[1].syncNow(space, url)
+        coord.syncNow(space, url)
+        coord.hidePost(space, reply, "测试隐藏")
+        coord.decideTopic(space, topic, "申请加装电梯补贴", vote, listOf(coord.myMember(space)), "2026-09-30")
+        coord.syncNow(space, url)
+        residents.forEach { it.syncNow(space, url) }
+        val thread = coord.thread(space, topic)
+        check(residents.all { it.thread(space, topic) == thread }, "every phone shows the same thread")
+        check(thread.first { it.postId == reply }.hiddenReason == "测试隐藏", "the hidden post is hidden everywhere")
+        check(residents[0].topics(space, 0, 10).first { it.topicId == topic }.status == "decided", "the topic is decided")
+        check(residents[1].topicDisclosureMarkdown(space, topic).contains("申请加装电梯补贴"), "the disclosure carries the decision")
+
         // Errors arrive as the public error type.
         try { residents[0].castBallot(space, vote, listOf(0)); check(false, "a closed vote takes no ballot") } catch (e: LinliException.InvalidInput) {}
         try { residents[0].closeVote(space, vote); check(false, "a resident cannot close") } catch (e: LinliException.NotAllowed) {}

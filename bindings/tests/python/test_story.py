@@ -79,6 +79,34 @@ def test_a_vote_through_the_server(tmp_path, server):
     for app in residents:
         app.sync_now(space, server)
         assert app.published_result(space, vote) == published
+    # A resident raises a topic; the other replies; the coordinator hides a post
+    # and records the decision, linked to the vote.
+    topic = residents[0].raise_topic(space, "垃圾分类点太远", "环境", "老人倒垃圾要走很远")
+    first = residents[0].post(space, topic, "能不能在3栋旁边加一个点", None, None)
+    residents[0].sync_now(space, server)
+    residents[1].sync_now(space, server)
+    residents[1].support_topic(space, topic)
+    reply = residents[1].post(space, topic, "同意", first, first)
+    spam = residents[1].post(space, topic, "卖房广告", None, None)
+    residents[1].sync_now(space, server)
+    coord.sync_now(space, server)
+    with pytest.raises(linli.LinliError.NotAllowed):
+        residents[0].hide_post(space, spam, "广告")
+    coord.hide_post(space, spam, "商业广告")
+    coord.decide_topic(space, topic, "在3栋旁增设分类点", vote, [coord.my_member(space)], "2026-06-30")
+    coord.sync_now(space, server)
+    threads = []
+    for app in residents:
+        app.sync_now(space, server)
+        threads.append(app.thread(space, topic))
+    assert threads[0] == threads[1] == coord.thread(space, topic)
+    by_id = {p.post_id: p for p in threads[0]}
+    assert by_id[reply].parent == first and by_id[spam].hidden_reason == "商业广告" and by_id[spam].body == ""
+    [row] = [t for t in residents[0].topics(space, 0, 10) if t.topic_id == topic]
+    assert (row.supports, row.posts, row.status) == (1, 3, "decided")
+    md = residents[1].topic_disclosure_markdown(space, topic)
+    assert "# 垃圾分类点太远" in md and "在3栋旁增设分类点" in md
+    assert [e.what for e in coord.topic_timeline(space, topic)][0] == "raised"
     assert any(doc.startswith("item/") for (_, doc, _) in recorder.changes), "the listener heard of the vote"
     assert recorder.progress and recorder.progress[-1][3], "sync progress reported, ending done"
     coord.shutdown()
