@@ -285,6 +285,7 @@ impl TryFrom<VoteSpec> for poll::VoteSpec {
 
 impl From<poll::Tally> for VoteResult {
     fn from(t: poll::Tally) -> Self {
+        let counted_receipts = t.counted_receipts();
         let threshold = |t: poll::Threshold| ThresholdInfo {
             what: t.what,
             numerator: t.numerator,
@@ -314,7 +315,7 @@ impl From<poll::Tally> for VoteResult {
             }),
             counted: t.counted,
             set_aside: t.set_aside.into_iter().map(|(reason, count)| SetAside { reason, count }).collect(),
-            counted_receipts: t.audit.into_iter().filter(|a| a.status == "counted").map(|a| a.receipt).collect(),
+            counted_receipts,
         }
     }
 }

@@ -13,40 +13,22 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{Automerge, ObjType, ROOT};
 use linli_core::deliberation as d;
 use linli_core::doc::{DocId, SignedChange};
-use linli_core::identity::DeviceKey;
-use linli_core::space::{Role, SpaceEdit};
 use linli_core::store::{Store, now_ms};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
-fn quick() -> bool {
-    std::env::var("LINLI_BENCH_QUICK").is_ok()
-}
+mod common;
 
-fn plain_conn(path: &std::path::Path) -> Connection {
-    let c = Connection::open(path).expect("open");
-    c.pragma_update(None, "journal_mode", "WAL").expect("wal");
-    c.pragma_update(None, "synchronous", "NORMAL").expect("sync");
-    c
-}
+use common::{members_with_devices, plain_conn, quick};
 
 fn forum_doc(member: &str) -> DocId {
-    DocId::own_public(member, &format!("forum-{}", linli_core::store::now_ms() / 31_556_952_000 + 1970))
+    DocId::own_public(member, &format!("forum-{}", linli_core::store::year_of(now_ms())))
 }
 
 fn build(path: &std::path::Path, plain: &std::path::Path) -> (String, String) {
     let (members, topics, posts) = if quick() { (50, 100, 2_000) } else { (500, 2_000, 40_000) };
     let store = Store::open(path).expect("store");
     let space = store.create_space("bench", "主任").expect("space");
-    let keys: Vec<DeviceKey> = (0..members).map(|_| DeviceKey::generate().expect("key")).collect();
-    let mut edits = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        let m = format!("m{i:05}");
-        edits.push(SpaceEdit::AddMember { member: m.clone(), name: format!("居民{i}"), roles: vec![Role::Resident] });
-        edits.push(SpaceEdit::AddDevice { member: m, device: k.id(), label: "phone".into() });
-    }
-    for chunk in edits.chunks(1_000) {
-        store.edit_space(&space, chunk).expect("members");
-    }
+    let keys = members_with_devices(&store, &space, members);
     let pc = plain_conn(plain);
     pc.execute_batch(
         "CREATE TABLE topics (id TEXT PRIMARY KEY, author TEXT, title TEXT, category TEXT, at INTEGER);
@@ -61,8 +43,8 @@ fn build(path: &std::path::Path, plain: &std::path::Path) -> (String, String) {
     let per_member_posts = posts / members;
     let mut all_topics = Vec::new();
     let mut big = String::new();
-    for (i, k) in keys.iter().enumerate() {
-        let m = format!("m{i:05}");
+    for (i, (m, k)) in keys.iter().enumerate() {
+        let m = m.clone();
         let mut doc = Automerge::new().with_actor(k.actor());
         let mut batch = Vec::new();
         let mut commit = |doc: &mut Automerge, f: &mut dyn FnMut(&mut automerge::transaction::Transaction<'_>)| {

@@ -13,23 +13,14 @@ use std::time::Instant;
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{Automerge, ObjType, ROOT};
 use linli_core::doc::{DocId, SignedChange};
-use linli_core::identity::DeviceKey;
 use linli_core::poll::{self, BallotVisibility, Eligibility, VoteKind, VoteSpec};
-use linli_core::space::{Role, SpaceEdit};
 use linli_core::store::{Store, now_ms};
 use linli_core::sync::wire::{DocBatch, Request};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
-fn quick() -> bool {
-    std::env::var("LINLI_BENCH_QUICK").is_ok()
-}
+mod common;
 
-fn db_size(path: &std::path::Path) -> u64 {
-    if let Ok(c) = Connection::open(path) {
-        let _ = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-    }
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
+use common::{checkpointed_size, members_with_devices, plain_conn, quick};
 
 fn main() {
     let n = if quick() { 500 } else { 10_000 };
@@ -38,16 +29,7 @@ fn main() {
     let path = dir.path().join("linli.db");
     let store = Store::open(&path).expect("store");
     let space = store.create_space("bench", "主任").expect("space");
-    let keys: Vec<DeviceKey> = (0..n).map(|_| DeviceKey::generate().expect("key")).collect();
-    let mut edits = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        let m = format!("m{i:05}");
-        edits.push(SpaceEdit::AddMember { member: m.clone(), name: format!("居民{i}"), roles: vec![Role::Resident] });
-        edits.push(SpaceEdit::AddDevice { member: m, device: k.id(), label: "phone".into() });
-    }
-    for chunk in edits.chunks(1_000) {
-        store.edit_space(&space, chunk).expect("members");
-    }
+    let keys = members_with_devices(&store, &space, n);
     let spec = VoteSpec {
         title: "满意度测评".into(),
         kind: VoteKind::Satisfaction,
@@ -60,11 +42,11 @@ fn main() {
     poll::open(&store, &space, &vote).expect("open");
 
     // N ballots, each signed by its voter's device in its own document.
-    let before = db_size(&path);
+    let before = checkpointed_size(&path);
     let mut wire_one = 0;
     let t = Instant::now();
-    for (i, k) in keys.iter().enumerate() {
-        let m = format!("m{i:05}");
+    for (i, (m, k)) in keys.iter().enumerate() {
+        let m = m.clone();
         let mut d = Automerge::new().with_actor(k.actor());
         let mut tx = d.transaction();
         let at = now_ms();
@@ -92,13 +74,11 @@ fn main() {
         let r = store.apply(&space, &doc, vec![sc]).expect("apply");
         assert_eq!(r.accepted.len(), 1);
     }
-    let disk = (db_size(&path) - before) / n as u64;
+    let disk = (checkpointed_size(&path) - before) / n as u64;
     eprintln!("(merged {n} ballots from {n} devices in {:.1} s)", t.elapsed().as_secs_f64());
 
     // Baseline table with the same rows, same durability.
-    let plain = Connection::open(dir.path().join("plain.db")).expect("plain");
-    plain.pragma_update(None, "journal_mode", "WAL").expect("wal");
-    plain.pragma_update(None, "synchronous", "NORMAL").expect("sync");
+    let plain = plain_conn(&dir.path().join("plain.db"));
     plain.execute_batch("CREATE TABLE ballots (vote TEXT NOT NULL, member TEXT NOT NULL, choice INTEGER NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (vote, member, at))").expect("table");
     {
         let tx = plain.unchecked_transaction().expect("tx");

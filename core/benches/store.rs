@@ -19,18 +19,11 @@ use automerge::transaction::Transactable;
 use linli_core::doc::DocId;
 use linli_core::space::{Role, SpaceEdit};
 use linli_core::store::Store;
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
-fn quick() -> bool {
-    std::env::var("LINLI_BENCH_QUICK").is_ok()
-}
+mod common;
 
-fn plain_conn(path: &std::path::Path) -> Connection {
-    let conn = Connection::open(path).expect("open");
-    conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
-    conn.pragma_update(None, "synchronous", "NORMAL").expect("sync");
-    conn
-}
+use common::{checkpointed_size, plain_conn, quick};
 
 fn per_op(d: Duration, n: usize) -> f64 {
     d.as_secs_f64() * 1e6 / n as f64
@@ -83,14 +76,6 @@ fn local_write() {
         linli.as_secs_f64() / plain.as_secs_f64()
     );
     println!("                {} bytes on disk per write (plain SQLite: {})", bytes / n as u64, plain_bytes / n as u64);
-}
-
-/// The database file's size once its WAL is folded in.
-fn checkpointed_size(db: &std::path::Path) -> u64 {
-    if let Ok(c) = Connection::open(db) {
-        let _ = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-    }
-    file_size(db)
 }
 
 fn file_size(db: &std::path::Path) -> u64 {

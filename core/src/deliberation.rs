@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::doc::DocId;
 use crate::error::{Error, Result};
-use crate::space::{Role, get_i64, get_str, map_at};
+use crate::space::{Member, get_i64, get_str, map_at};
 use crate::store::{Store, new_id, now_ms, year_of};
 
 fn forum(member: &str) -> DocId {
@@ -49,8 +49,7 @@ fn nonempty(s: &str, what: &str) -> Result<()> {
 
 fn coordinator(store: &Store, space: &str) -> Result<String> {
     let me = store.my_member(space)?;
-    let ok = store
-        .with_view(space, |v| v.members.get(&me).is_some_and(|m| m.has(Role::Coordinator) || m.has(Role::Admin)))?;
+    let ok = store.with_view(space, |v| v.members.get(&me).is_some_and(Member::is_privileged))?;
     if ok { Ok(me) } else { Err(Error::NotAllowed("only coordinators moderate and decide".into())) }
 }
 

@@ -56,8 +56,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::doc::DocId;
 use crate::error::{Error, Result};
-use crate::space::{Role, SpaceView, get_i64, get_str, map_at};
+use crate::space::{Member, Role, SpaceView, get_i64, get_str, map_at};
 use crate::store::{Store, new_id, now_ms};
+
+/// The audit status of a ballot that counted (any other status is the
+/// reason it was set aside).
+pub const COUNTED: &str = "counted";
 
 /// The five standard satisfaction labels, best first.
 pub const SATISFACTION: [&str; 5] = ["很满意", "满意", "基本满意", "不满意", "很不满意"];
@@ -357,7 +361,12 @@ pub struct Tally {
 impl Tally {
     /// Whether the ballot with this receipt counted.
     pub fn counts(&self, receipt: &str) -> bool {
-        self.audit.iter().any(|a| a.receipt == receipt && a.status == "counted")
+        self.audit.iter().any(|a| a.receipt == receipt && a.status == COUNTED)
+    }
+
+    /// The receipts of the ballots that counted.
+    pub fn counted_receipts(&self) -> Vec<String> {
+        self.audit.iter().filter(|a| a.status == COUNTED).map(|a| a.receipt.clone()).collect()
     }
 }
 
@@ -489,7 +498,7 @@ pub fn tally(vote: &Vote, casts: &[Cast], grants: &[Grant], coordinators: &BTree
         match verdict {
             Err(reason) => status.push(reason.to_string()),
             Ok(entry) => {
-                status.push("counted".into());
+                status.push(COUNTED.into());
                 let key = |c: &Cast| (c.mode.rank(), c.at, c.receipt);
                 match best.get(entry) {
                     Some(&j) if key(order[j]) >= key(c) => status[i] = "superseded".into(),
@@ -576,7 +585,7 @@ pub fn tally(vote: &Vote, casts: &[Cast], grants: &[Grant], coordinators: &BTree
         _ => None,
     };
     let mut set_aside: BTreeMap<String, i64> = BTreeMap::new();
-    for s in status.iter().filter(|s| *s != "counted") {
+    for s in status.iter().filter(|s| *s != COUNTED) {
         *set_aside.entry(s.clone()).or_default() += 1;
     }
     let audit = order
@@ -645,8 +654,7 @@ fn load_vote(store: &Store, space: &str, vote_id: &str, with_electorate: bool) -
 
 fn coordinator_check(store: &Store, space: &str) -> Result<String> {
     let me = store.my_member(space)?;
-    let ok = store
-        .with_view(space, |v| v.members.get(&me).is_some_and(|m| m.has(Role::Coordinator) || m.has(Role::Admin)))?;
+    let ok = store.with_view(space, |v| v.members.get(&me).is_some_and(Member::is_privileged))?;
     if !ok {
         return Err(Error::NotAllowed("only coordinators run votes".into()));
     }
@@ -921,11 +929,7 @@ fn grants(store: &Store, space: &str, vote_id: &str) -> Result<Vec<Grant>> {
 
 fn count(store: &Store, space: &str, v: &Vote) -> Result<Tally> {
     let coordinators: BTreeSet<String> = store.with_view(space, |view| {
-        view.members
-            .iter()
-            .filter(|(_, m)| m.has(Role::Coordinator) || m.has(Role::Admin))
-            .map(|(id, _)| id.clone())
-            .collect()
+        view.members.iter().filter(|(_, m)| m.is_privileged()).map(|(id, _)| id.clone()).collect()
     })?;
     Ok(tally(v, &casts(store, space, &v.id)?, &grants(store, space, &v.id)?, &coordinators))
 }

@@ -30,7 +30,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::doc::{DocId, SignedChange};
 use crate::error::{Error, Refusal, Result};
 use crate::identity::{DeviceId, DeviceKey, base32, random_bytes};
-use crate::space::{self, Author, Role, SpaceEdit, SpaceView, Touched, Write};
+use crate::space::{self, Role, SpaceEdit, SpaceView, Touched, Write};
 use crate::trust;
 
 /// At most this many changes from not-yet-known devices are held per space.
@@ -482,14 +482,7 @@ impl Store {
             let v = view(&mut inner, space)?;
             let author =
                 v.author(&self.device, now).map_err(|reason| Error::Refused { doc: doc_id.clone(), reason })?;
-            let allowed = match (doc_id.writers(), &author) {
-                (crate::doc::Writers::Coordinators, Author::Admin(_) | Author::Coordinator(_)) => true,
-                (crate::doc::Writers::Member(m), Author::Admin(a) | Author::Coordinator(a) | Author::Member(a)) => {
-                    *a == m
-                }
-                _ => false,
-            };
-            if !allowed {
+            if !trust::may_write(doc_id, &author) {
                 return Err(Error::NotAllowed(format!("write {}", doc_id.kind())));
             }
         }
@@ -895,7 +888,9 @@ impl Store {
     }
 }
 
-pub(crate) fn year_of(ms: i64) -> u16 {
+/// The civil (UTC) year of a time in milliseconds, clamped to 2000–9999; it names
+/// the yearly partitions of documents.
+pub fn year_of(ms: i64) -> u16 {
     // Days since the epoch to a civil year (proleptic Gregorian).
     let days = ms.div_euclid(86_400_000);
     let z = days + 719_468;
@@ -1024,7 +1019,7 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
     // of the cache while the batch is judged: it goes back once persisted.
     view(inner, space)?;
     let mut current = inner.views.remove(space).unwrap_or_default();
-    let mut refused: Vec<(Option<ChangeHash>, Option<Vec<u8>>, Refusal)> = Vec::new();
+    let mut refused: Vec<(Option<ChangeHash>, Refusal)> = Vec::new();
     let mut flags: Vec<(Vec<u8>, ChangeHash)> = Vec::new();
     let mut pending = Vec::new();
     let mut seen = HashSet::new();
@@ -1060,7 +1055,7 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
                     if trust::signer(&c, &sig).is_ok() {
                         flags.push((actor.clone(), c.hash()));
                     }
-                    refused.push((Some(c.hash()), Some(actor), Refusal::Equivocation(seq)));
+                    refused.push((Some(c.hash()), Refusal::Equivocation(seq)));
                 }
                 _ => {
                     claimed.insert((actor, seq), c.hash());
@@ -1074,7 +1069,7 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
     let mut held: Vec<(Change, Vec<u8>)> = Vec::new();
     let mut held_hashes: HashSet<ChangeHash> = HashSet::new();
     let mut accepted = Accepted { changes: Vec::new(), writes: Vec::new() };
-    let mut refused_hashes: HashSet<ChangeHash> = refused.iter().filter_map(|(h, _, _)| *h).collect();
+    let mut refused_hashes: HashSet<ChangeHash> = refused.iter().filter_map(|(h, _)| *h).collect();
     let doc = load(inner, space, doc_id)?;
     loop {
         let mut progress = false;
@@ -1089,11 +1084,7 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
             }
             if c.deps().iter().any(|d| refused_hashes.contains(d)) {
                 refused_hashes.insert(h);
-                refused.push((
-                    Some(h),
-                    Some(c.actor_id().to_bytes().to_vec()),
-                    Refusal::Malformed("depends on a refused change".into()),
-                ));
+                refused.push((Some(h), Refusal::Malformed("depends on a refused change".into())));
                 progress = true;
                 continue;
             }
@@ -1115,12 +1106,12 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
                     continue;
                 }
                 refused_hashes.insert(h);
-                refused.push((Some(h), Some(c.actor_id().to_bytes().to_vec()), reason));
+                refused.push((Some(h), reason));
                 continue;
             }
             if let Err(e) = doc.apply_changes([c.clone()]) {
                 refused_hashes.insert(h);
-                refused.push((Some(h), Some(c.actor_id().to_bytes().to_vec()), Refusal::Malformed(e.to_string())));
+                refused.push((Some(h), Refusal::Malformed(e.to_string())));
                 continue;
             }
             if projected(doc_id) {
@@ -1147,7 +1138,7 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
     if held_now >= HELD_LIMIT {
         // Past the limit, changes from unknown devices are refused outright.
         for (c, _) in held.drain(..) {
-            refused.push((Some(c.hash()), None, Refusal::UnknownDevice));
+            refused.push((Some(c.hash()), Refusal::UnknownDevice));
         }
     }
     if !held.is_empty() {
@@ -1159,8 +1150,7 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
         }
     }
     report.held = held.iter().map(|(c, _)| c.hash()).collect();
-    let refusal_rows: Vec<(Option<ChangeHash>, Refusal)> = refused.iter().map(|(h, _, r)| (*h, r.clone())).collect();
-    match persist_with_audit(inner, space, doc_id, &accepted, &refusal_rows, &flags, &current) {
+    match persist_with_audit(inner, space, doc_id, &accepted, &refused, &flags, &current) {
         Ok(arrived) => report.arrived = arrived,
         Err(e) => {
             evict(inner, space, doc_id);
@@ -1168,7 +1158,7 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
         }
     }
     inner.views.insert(space.to_string(), current);
-    report.refused = refusal_rows;
+    report.refused = refused;
     if *doc_id == DocId::Space && !report.accepted.is_empty() {
         report.also_changed = retry_held(inner, space)?;
     }
