@@ -37,6 +37,13 @@ pub enum Error {
     NotFound(String),
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// A survey definition that does not import: each problem with its
+    /// question and line.
+    #[error("the survey definition has problems: {0}")]
+    Definition(crate::survey::form::Problems),
+    /// Answers that break the survey's rules: one problem per question.
+    #[error("the answers have problems: {0}")]
+    Answers(crate::survey::form::Problems),
     #[error("this device has no right to do that: {0}")]
     NotAllowed(String),
     #[error("the store was written by a newer version (schema {found}, this build knows {known})")]

@@ -13,6 +13,7 @@
 //! * [`trust`]: the pure check a change passes before it is merged.
 //! * [`store`]: the SQLite store that holds documents, signatures, the audit
 //!   trail and the query tables list views read.
+//! * [`survey`], [`poll`], [`deliberation`]: the modules residents use.
 //! * [`sync`]: the sync protocol (sans-I/O), its HTTP transport and the
 //!   phone-hosted meeting hub.
 //!
@@ -39,6 +40,7 @@ pub mod identity;
 pub mod poll;
 pub mod space;
 pub mod store;
+pub mod survey;
 pub mod sync;
 pub mod trust;
 

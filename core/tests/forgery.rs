@@ -5,34 +5,12 @@ mod common;
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{Automerge, ROOT, ReadDoc};
-use common::{all_changes, copy_doc, join, phone};
+use common::{all_changes, copy_doc, craft, join, phone};
 use linli_core::doc::{DocId, SignedChange};
 use linli_core::identity::DeviceKey;
 use linli_core::space::{Role, SpaceEdit};
 use linli_core::store::{Store, now_ms};
 use linli_core::{Error, Refusal};
-
-/// Build a change on top of what `base` holds of `doc`, with `actor_key` as
-/// its actor, signed by `signer`.
-fn craft(
-    base: &Store,
-    space: &str,
-    doc: &DocId,
-    actor_key: &DeviceKey,
-    signer: &DeviceKey,
-    f: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
-) -> SignedChange {
-    let mut d = Automerge::new();
-    for c in all_changes(base, space, doc) {
-        d.load_incremental(&c.bytes).expect("load");
-    }
-    d.set_actor(actor_key.actor());
-    let mut tx = d.transaction();
-    f(&mut tx);
-    tx.commit_with(CommitOptions::default().with_time(now_ms()));
-    let change = d.get_last_local_change().expect("change");
-    SignedChange { bytes: change.raw_bytes().to_vec(), signature: signer.sign_change(&change.hash()).to_vec() }
-}
 
 fn members_obj(store: &Store, space: &str) -> automerge::ObjId {
     store

@@ -891,17 +891,28 @@ impl Store {
 /// The civil (UTC) year of a time in milliseconds, clamped to 2000–9999; it names
 /// the yearly partitions of documents.
 pub fn year_of(ms: i64) -> u16 {
-    // Days since the epoch to a civil year (proleptic Gregorian).
-    let days = ms.div_euclid(86_400_000);
+    let (year, _, _) = civil(ms.div_euclid(86_400_000));
+    u16::try_from(year.clamp(2000, 9999)).unwrap_or(2000)
+}
+
+/// Days since the epoch to a civil (proleptic Gregorian) year, month, day.
+fn civil(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    u16::try_from(year.clamp(2000, 9999)).unwrap_or(2000)
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// A time in milliseconds as ISO 8601 UTC to the second (`2026-11-21T08:30:00Z`).
+pub fn iso_utc(ms: i64) -> String {
+    let (y, mo, d) = civil(ms.div_euclid(86_400_000));
+    let s = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
 /// The space an invite code names and the invite's key.
@@ -1374,6 +1385,8 @@ mod tests {
         assert_eq!(year_of(1_767_225_600_000), 2026); // 2026-01-01T00:00Z
         assert_eq!(year_of(1_767_225_599_999), 2025);
         assert_eq!(year_of(1_709_164_800_000), 2024); // 2024-02-29
+        assert_eq!(iso_utc(1_709_164_800_000 + 3_661_000), "2024-02-29T01:01:01Z");
+        assert_eq!(iso_utc(1_767_225_599_999), "2025-12-31T23:59:59Z");
     }
 
     #[test]

@@ -124,14 +124,16 @@ pub(super) fn index(tx: &Connection, space: &str, doc: &Automerge, writes: &[Wri
     Ok(())
 }
 
-/// Ballot documents (`own/<author>/…/<vote>`): entries `b/…` are ballots,
-/// `g/…` proxy grants. Each row keeps the hash of the change that wrote the
+/// Members' own documents (`own/<author>/…/<part>`): entries `b/…` are
+/// ballots and `g/…` proxy grants (part: the vote), `a/…` survey responses
+/// (part: the survey), `t/ s/ p/ e/ r/ x/` topics, supports, posts, edits,
+/// retractions and reactions. Each row keeps the hash of the change that wrote the
 /// entry: the voter's receipt.
 pub(super) fn own(
     tx: &Connection,
     space: &str,
     author: &str,
-    vote: &str,
+    part: &str,
     doc: &Automerge,
     writes: &[Write],
 ) -> Result<()> {
@@ -145,7 +147,7 @@ pub(super) fn own(
             )?
             .execute(params![
                 space,
-                vote,
+                part,
                 author,
                 key,
                 get_str(doc, &e, "for").unwrap_or_default(),
@@ -212,13 +214,29 @@ pub(super) fn own(
                 )?
                 .execute(params![space, post, author, reaction])?;
             }
+        } else if key.starts_with("a/") {
+            let receipt = doc.hash_for_opid(&e).map(|h| h.0.to_vec()).unwrap_or_default();
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO responses (space_id, survey_id, author, entry, version, answers, at, receipt)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                space,
+                part,
+                author,
+                key,
+                get_str(doc, &e, "version").unwrap_or_default(),
+                get_str(doc, &e, "answers").unwrap_or_default(),
+                get_i64(doc, &e, "at").unwrap_or_default(),
+                receipt
+            ])?;
         } else if key.starts_with("g/") {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO proxy_grants (space_id, vote_id, grantor, entry, proxy, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 space,
-                vote,
+                part,
                 author,
                 key,
                 get_str(doc, &e, "to").unwrap_or_default(),

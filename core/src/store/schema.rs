@@ -250,6 +250,17 @@ pub const MIGRATIONS: &[&str] = &[
         space_id TEXT NOT NULL, post_id TEXT NOT NULL, member TEXT NOT NULL, reaction TEXT NOT NULL,
         PRIMARY KEY (space_id, post_id, member, reaction)
      ) STRICT, WITHOUT ROWID;",
+    // 6: surveys. Responses are projected from members' documents; drafts
+    // are this device's own and never leave it.
+    "CREATE TABLE responses (
+        space_id TEXT NOT NULL, survey_id TEXT NOT NULL, author TEXT NOT NULL, entry TEXT NOT NULL,
+        version TEXT NOT NULL, answers TEXT NOT NULL, at INTEGER NOT NULL, receipt BLOB NOT NULL,
+        PRIMARY KEY (space_id, survey_id, author, entry)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE survey_drafts (
+        space_id TEXT NOT NULL, survey_id TEXT NOT NULL, answers TEXT NOT NULL, saved_at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, survey_id)
+     ) STRICT, WITHOUT ROWID;",
 ];
 
 /// Bring the schema up to `target` migrations (normally all of them).

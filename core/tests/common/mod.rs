@@ -1,8 +1,11 @@
 #![allow(dead_code)]
 //! Helpers shared by the integration tests: real stores in temporary files.
 
+use automerge::Automerge;
+use automerge::transaction::CommitOptions;
 use linli_core::doc::{DocId, SignedChange};
-use linli_core::store::Store;
+use linli_core::identity::DeviceKey;
+use linli_core::store::{Store, now_ms};
 
 pub struct Phone {
     pub store: Store,
@@ -44,4 +47,26 @@ pub fn join(coordinator: &Store, space: &str, name: &str) -> (Phone, String) {
     // The coordinator learns of the redemption.
     copy_doc(&p, coordinator, space, &DocId::Space);
     (p, member)
+}
+
+/// Build a change on top of what `base` holds of `doc`, with `actor_key` as
+/// its actor, signed by `signer`.
+pub fn craft(
+    base: &Store,
+    space: &str,
+    doc: &DocId,
+    actor_key: &DeviceKey,
+    signer: &DeviceKey,
+    f: impl FnOnce(&mut automerge::transaction::Transaction<'_>),
+) -> SignedChange {
+    let mut d = Automerge::new();
+    for c in all_changes(base, space, doc) {
+        d.load_incremental(&c.bytes).expect("load");
+    }
+    d.set_actor(actor_key.actor());
+    let mut tx = d.transaction();
+    f(&mut tx);
+    tx.commit_with(CommitOptions::default().with_time(now_ms()));
+    let change = d.get_last_local_change().expect("change");
+    SignedChange { bytes: change.raw_bytes().to_vec(), signature: signer.sign_change(&change.hash()).to_vec() }
 }
