@@ -11,6 +11,7 @@ use linli_core::deliberation;
 use linli_core::poll;
 use linli_core::space::{Role as CoreRole, SpaceEdit};
 use linli_core::store::Store;
+use linli_core::survey::{self, form::Problems, results::Filter};
 use linli_core::sync::{self, SyncOptions, http::HttpTransport, hub::Hub};
 
 uniffi::setup_scaffolding!();
@@ -33,9 +34,32 @@ pub enum LinliError {
     /// The peer could not be reached or answered garbage; try again later.
     #[error("network: {detail}")]
     Network { detail: String },
+    /// A survey definition file that does not import: each problem names
+    /// its question and line.
+    #[error("bad survey definition: {detail}")]
+    BadDefinition { detail: String, problems: Vec<Problem> },
+    /// Answers that break the survey's rules: one problem per question, to
+    /// show beside it.
+    #[error("answers need fixing: {detail}")]
+    BadAnswers { detail: String, problems: Vec<Problem> },
     /// Storage or an internal fault; retrying may help, reporting it does.
     #[error("internal: {detail}")]
     Internal { detail: String },
+}
+
+/// A problem with a survey definition or an answer sheet.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Problem {
+    pub question_id: Option<String>,
+    /// The line of the definition file (imports only).
+    pub line: Option<i64>,
+    pub message: String,
+}
+
+fn problems(p: Problems) -> Vec<Problem> {
+    p.0.into_iter()
+        .map(|p| Problem { question_id: p.question, line: p.line.map(|l| l as i64), message: p.message })
+        .collect()
 }
 
 impl From<sync::SyncError> for LinliError {
@@ -60,6 +84,8 @@ impl From<linli_core::Error> for LinliError {
             E::NotAllowed(_) => LinliError::NotAllowed { detail },
             E::NotFound(_) | E::UnknownSpace(_) => LinliError::NotFound { detail },
             E::Refused { .. } => LinliError::Refused { detail },
+            E::Definition(p) => LinliError::BadDefinition { detail, problems: problems(p) },
+            E::Answers(p) => LinliError::BadAnswers { detail, problems: problems(p) },
             _ => LinliError::Internal { detail },
         }
     }
@@ -234,6 +260,41 @@ pub struct VoteResult {
     pub set_aside: Vec<SetAside>,
     /// Receipts of the ballots that counted.
     pub counted_receipts: Vec<String>,
+}
+
+/// A survey as a list or a header shows it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SurveyInfo {
+    pub survey_id: String,
+    pub title: String,
+    /// `draft`, `scheduled`, `open` or `closed`.
+    pub stage: String,
+    /// Published versions (0 for a draft).
+    pub versions: i64,
+    pub anonymous: bool,
+    /// One response per household (else per member).
+    pub per_household: bool,
+    pub opens_at_ms: Option<i64>,
+    pub closes_at_ms: Option<i64>,
+    pub results_published: bool,
+}
+
+/// One of this member's submissions.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Submission {
+    pub version: i64,
+    /// The stored answers (JSON; hidden questions' answers dropped).
+    pub answers_json: String,
+    pub at_ms: i64,
+    pub receipt: String,
+}
+
+fn filter(grid_id: Option<String>, building: Option<String>) -> Filter {
+    Filter { grid: grid_id, building }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| LinliError::Internal { detail: e.to_string() })
 }
 
 fn choices(c: Vec<i32>) -> Result<Vec<u32>> {
@@ -613,6 +674,120 @@ impl LinliApp {
     pub fn topic_disclosure_json(&self, space_id: String, topic_id: String) -> Result<String> {
         let d = deliberation::disclosure(&self.store, &space_id, &topic_id)?;
         serde_json::to_string(&d).map_err(|e| LinliError::Internal { detail: e.to_string() })
+    }
+
+    // -- Surveys (definitions, answers and results travel as JSON: docs/surveys.md)
+
+    /// Coordinators: create a survey in draft from a definition file.
+    pub fn create_survey(&self, space_id: String, definition_json: String) -> Result<String> {
+        Ok(survey::create(&self.store, &space_id, &definition_json)?)
+    }
+
+    /// Coordinators: replace a draft, or publish a new version of a published survey.
+    pub fn edit_survey(&self, space_id: String, survey_id: String, definition_json: String) -> Result<()> {
+        Ok(survey::edit(&self.store, &space_id, &survey_id, &definition_json)?)
+    }
+
+    /// Coordinators: publish; returns how many members the survey is for.
+    pub fn publish_survey(&self, space_id: String, survey_id: String) -> Result<i64> {
+        Ok(survey::publish(&self.store, &space_id, &survey_id)? as i64)
+    }
+
+    pub fn close_survey(&self, space_id: String, survey_id: String) -> Result<()> {
+        Ok(survey::close(&self.store, &space_id, &survey_id)?)
+    }
+
+    pub fn survey(&self, space_id: String, survey_id: String) -> Result<SurveyInfo> {
+        let s = survey::survey(&self.store, &space_id, &survey_id)?;
+        Ok(SurveyInfo {
+            survey_id: s.id.clone(),
+            title: s.def.title.clone(),
+            stage: s.stage.as_str().into(),
+            versions: s.versions.len() as i64,
+            anonymous: s.def.anonymous,
+            per_household: s.def.per == survey::form::Per::Household,
+            opens_at_ms: s.def.opens_at,
+            closes_at_ms: s.closes_at,
+            results_published: s.results_published,
+        })
+    }
+
+    /// The current definition as a file (to show the form, or to export).
+    pub fn survey_definition(&self, space_id: String, survey_id: String) -> Result<String> {
+        Ok(survey::export_definition(&self.store, &space_id, &survey_id)?)
+    }
+
+    /// Keep unfinished answers on this device.
+    pub fn save_survey_draft(&self, space_id: String, survey_id: String, answers_json: String) -> Result<()> {
+        Ok(survey::save_draft(&self.store, &space_id, &survey_id, &answers_json)?)
+    }
+
+    pub fn survey_draft(&self, space_id: String, survey_id: String) -> Result<Option<String>> {
+        Ok(survey::draft(&self.store, &space_id, &survey_id)?)
+    }
+
+    /// The groups and questions these answers show, in order (skip logic).
+    pub fn visible_questions(&self, space_id: String, survey_id: String, answers_json: String) -> Result<Vec<String>> {
+        Ok(survey::visible(&self.store, &space_id, &survey_id, &answers_json)?)
+    }
+
+    /// The problems these answers have, one per question; empty when ready.
+    pub fn check_answers(&self, space_id: String, survey_id: String, answers_json: String) -> Result<Vec<Problem>> {
+        Ok(problems(Problems(survey::check(&self.store, &space_id, &survey_id, &answers_json)?)))
+    }
+
+    /// Submit (or resubmit until the close); returns the receipt.
+    pub fn submit_response(&self, space_id: String, survey_id: String, answers_json: String) -> Result<String> {
+        Ok(survey::submit(&self.store, &space_id, &survey_id, &answers_json)?)
+    }
+
+    /// This member's submissions, latest (the one that counts) first.
+    pub fn my_submissions(&self, space_id: String, survey_id: String) -> Result<Vec<Submission>> {
+        Ok(survey::my_submissions(&self.store, &space_id, &survey_id)?
+            .into_iter()
+            .map(|s| Submission { version: s.version, answers_json: s.answers, at_ms: s.at, receipt: s.receipt })
+            .collect())
+    }
+
+    /// Results from the responses this device holds, as JSON (coordinators).
+    pub fn survey_results_json(
+        &self,
+        space_id: String,
+        survey_id: String,
+        grid_id: Option<String>,
+        building: Option<String>,
+    ) -> Result<String> {
+        json(&survey::results(&self.store, &space_id, &survey_id, &filter(grid_id, building))?)
+    }
+
+    /// Coordinators: publish the results for every member; returns them as JSON.
+    pub fn publish_survey_results(&self, space_id: String, survey_id: String) -> Result<String> {
+        json(&survey::publish_results(&self.store, &space_id, &survey_id)?)
+    }
+
+    pub fn published_survey_results_json(&self, space_id: String, survey_id: String) -> Result<Option<String>> {
+        survey::published_results(&self.store, &space_id, &survey_id)?.map(|r| json(&r)).transpose()
+    }
+
+    /// Coordinators: the responses as CSV for Excel / WPS (UTF-8 with BOM).
+    pub fn export_survey_csv(
+        &self,
+        space_id: String,
+        survey_id: String,
+        grid_id: Option<String>,
+        building: Option<String>,
+    ) -> Result<String> {
+        Ok(survey::export_csv(&self.store, &space_id, &survey_id, &filter(grid_id, building))?)
+    }
+
+    pub fn export_survey_json(
+        &self,
+        space_id: String,
+        survey_id: String,
+        grid_id: Option<String>,
+        building: Option<String>,
+    ) -> Result<String> {
+        Ok(survey::export_json(&self.store, &space_id, &survey_id, &filter(grid_id, building))?)
     }
 
     /// The published result, once a coordinator has published it.

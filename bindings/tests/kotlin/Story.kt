@@ -98,6 +98,40 @@ fun main(args: Array<String>) {
         check(residents[0].topics(space, 0, 10).first { it.topicId == topic }.status == "decided", "the topic is decided")
         check(residents[1].topicDisclosureMarkdown(space, topic).contains("申请加装电梯补贴"), "the disclosure carries the decision")
 
+        // A needs survey with skip logic: drafts, per-question problems, results, export.
+        val definition = """
+            {"format": "linli-survey/1", "title": "居民需求调查", "items": [
+              {"type": "number", "id": "age", "label": "年龄", "required": true, "min": 0, "max": 130},
+              {"type": "multiple", "id": "help", "label": "需要的服务", "relevant": "${'$'}{age} >= 60", "max": 2,
+               "options": [{"value": "meals", "label": "助餐"}, {"value": "visits", "label": "探访"}]},
+              {"type": "rating", "id": "sat", "label": "满意度", "scale": 5, "required": true}]}
+        """.trimIndent()
+        try { coord.createSurvey(space, definition.replace("\"min\": 0", "\"min\": \"zero\"")); check(false, "a bad definition") }
+        catch (e: LinliException.BadDefinition) { check(e.problems.first().questionId == "age" && e.problems.first().line == 2L, "the bad definition names age on line 2: ${e.problems}") }
+        val survey = coord.createSurvey(space, definition)
+        check(coord.publishSurvey(space, survey) == 3L, "the survey is for three members")
+        coord.syncNow(space, url)
+        residents.forEach { it.syncNow(space, url) }
+        check(residents[0].visibleQuestions(space, survey, "{\"age\": 30}") == listOf("age", "sat"), "help is hidden under 60")
+        residents[0].saveSurveyDraft(space, survey, "{\"age\": 70}")
+        check(residents[0].surveyDraft(space, survey) == "{\"age\": 70}", "the draft is kept")
+        try { residents[0].submitResponse(space, survey, "{\"age\": 70, \"help\": [\"meals\", \"visits\", \"x\"]}"); check(false, "bad answers") }
+        catch (e: LinliException.BadAnswers) { check(e.problems.map { it.questionId } == listOf("help", "sat"), "one problem per question: ${e.problems}") }
+        residents[0].submitResponse(space, survey, "{\"age\": 70, \"help\": [\"meals\"], \"sat\": 5}")
+        residents[1].submitResponse(space, survey, "{\"age\": 40, \"help\": [\"visits\"], \"sat\": 3}")
+        check(!residents[1].mySubmissions(space, survey).first().answersJson.contains("help"), "a hidden answer is not stored")
+        residents.forEach { it.syncNow(space, url) }
+        coord.syncNow(space, url)
+        coord.closeSurvey(space, survey)
+        val surveyResults = coord.publishSurveyResults(space, survey)
+        check(surveyResults.contains("\"responses\":2"), "two responses counted")
+        val csv = coord.exportSurveyCsv(space, survey, null, null)
+        check(csv.startsWith("\uFEFF") && csv.contains("李阿姨"), "the CSV has a BOM and the named respondent")
+        coord.syncNow(space, url)
+        residents[1].syncNow(space, url)
+        check(residents[1].publishedSurveyResultsJson(space, survey) == surveyResults, "residents read the published results")
+        check(residents[1].survey(space, survey).stage == "closed", "the survey is closed")
+
         // Errors arrive as the public error type.
         try { residents[0].castBallot(space, vote, listOf(0)); check(false, "a closed vote takes no ballot") } catch (e: LinliException.InvalidInput) {}
         try { residents[0].closeVote(space, vote); check(false, "a resident cannot close") } catch (e: LinliException.NotAllowed) {}

@@ -158,3 +158,91 @@ def test_a_meeting_hub_on_a_phone(tmp_path, server):
     with pytest.raises(linli.LinliError.NotAllowed):
         newcomer_view.sync_now(space, server)  # not a member
     assert sorted(m.name for m in coord.members(space, 0, 10)) == ["村委会", "渔民"]
+
+
+NEEDS = """{
+  "format": "linli-survey/1",
+  "title": "2026年居民需求调查",
+  "per": "member",
+  "items": [
+    {"type": "number", "id": "age", "label": "您的年龄", "required": true, "min": 0, "max": 130},
+    {"type": "group", "id": "elder", "label": "长者服务", "relevant": "${age} >= 60", "items": [
+      {"type": "single", "id": "alone", "label": "是否独居", "required": true,
+       "options": [{"value": "yes", "label": "是"}, {"value": "no", "label": "否"}]}
+    ]},
+    {"type": "rating", "id": "sat", "label": "对社区服务的满意度", "scale": 5, "required": true},
+    {"type": "text", "id": "say", "label": "建议", "max_length": 100}
+  ]
+}"""
+
+
+def test_a_survey_through_the_server(tmp_path, server):
+    import csv
+    import io
+    import json
+
+    coord = linli.LinliApp.open(str(tmp_path / "coord"))
+    space = coord.create_space("幸福里社区", "王主任")
+    coord.sync_now(space, server)
+    inv = coord.create_invite(space, "李阿姨", [linli.Role.RESIDENT])
+    coord.sync_now(space, server)
+    resident = linli.LinliApp.open(str(tmp_path / "resident"))
+    resident.join(inv.code, "李阿姨", server)
+    coord.sync_now(space, server)
+
+    # A bad file is refused with the question and the line.
+    with pytest.raises(linli.LinliError.BadDefinition) as bad:
+        coord.create_survey(space, NEEDS.replace("${age} >= 60", "${agee} >= 60"))
+    [problem] = bad.value.problems
+    assert problem.question_id == "elder" and problem.line == 7, problem
+    assert "`agee` is not an earlier question" in problem.message
+
+    survey = coord.create_survey(space, NEEDS)
+    assert coord.survey(space, survey).stage == "draft"
+    assert coord.publish_survey(space, survey) == 2
+    coord.sync_now(space, server)
+    resident.sync_now(space, server)
+    assert resident.visible_questions(space, survey, '{"age": 72}') == ["age", "elder", "alone", "sat", "say"]
+    # Offline: a draft, then validation with one problem per question.
+    resident.save_survey_draft(space, survey, '{"age": 72}')
+    problems = resident.check_answers(space, survey, '{"age": 72, "sat": 9}')
+    assert [(p.question_id, p.message) for p in problems] == [
+        ("alone", "an answer is required"),
+        ("sat", "a value from 1 to 5"),
+    ]
+    with pytest.raises(linli.LinliError.BadAnswers) as bad:
+        resident.submit_response(space, survey, '{"age": 72, "sat": 9}')
+    assert len(bad.value.problems) == 2
+    first = resident.submit_response(space, survey, '{"age": 72, "alone": "yes", "sat": 2}')
+    second = resident.submit_response(space, survey, '{"age": 72, "alone": "yes", "sat": 4, "say": "多办, \\"助餐\\""}')
+    assert [s.receipt for s in resident.my_submissions(space, survey)] == [second, first]
+    assert resident.survey_draft(space, survey) is None
+    coord.submit_response(space, survey, '{"age": 45, "alone": "no", "sat": 5}')
+    resident.sync_now(space, server)
+    coord.sync_now(space, server)
+
+    results = json.loads(coord.survey_results_json(space, survey, None, None))
+    assert (results["audience"], results["responses"]) == (2, 2)
+    sat = next(q for q in results["questions"] if q["id"] == "sat")
+    assert sat["mean"] == 4.5 and sat["distribution"][3] == ["4", 1]
+    alone = next(q for q in results["questions"] if q["id"] == "alone")
+    assert alone["answered"] == 1, "the coordinator's hidden answer is not counted"
+
+    # The CSV opens in a spreadsheet: a BOM, one row per response.
+    text = coord.export_survey_csv(space, survey, None, None)
+    assert text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(text[1:], newline="")))
+    assert len(rows) == 3
+    by_name = {r[rows[0].index("name")]: r for r in rows[1:]}
+    assert by_name["李阿姨"][rows[0].index("建议 [say]")] == '多办, "助餐"'
+    with pytest.raises(linli.LinliError.NotAllowed):
+        resident.export_survey_csv(space, survey, None, None)
+
+    coord.close_survey(space, survey)
+    published = coord.publish_survey_results(space, survey)
+    coord.sync_now(space, server)
+    resident.sync_now(space, server)
+    assert resident.published_survey_results_json(space, survey) == published
+    assert resident.survey(space, survey).stage == "closed"
+    coord.shutdown()
+    resident.shutdown()
