@@ -37,6 +37,7 @@ pub mod deliberation;
 pub mod doc;
 pub mod error;
 pub mod identity;
+pub mod ledger;
 pub mod poll;
 pub mod space;
 pub mod store;
