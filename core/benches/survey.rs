@@ -93,7 +93,12 @@ fn signed_response(k: &DeviceKey, version: &str, i: usize) -> SignedChange {
 
 fn main() {
     let n = if quick() { 500 } else { 5_000 };
-    let m = if quick() { 2_000 } else { 50_000 };
+    // `LINLI_BENCH_RESPONSES` overrides M (each response needs a member with a device).
+    let m = std::env::var("LINLI_BENCH_RESPONSES").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick() {
+        2_000
+    } else {
+        50_000
+    });
     let submits = if quick() { 100 } else { 1_000 };
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("linli.db");
