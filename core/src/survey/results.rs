@@ -329,9 +329,9 @@ fn question(id: &str, c: &super::form::Compiled, versions: &[Version], counted: 
     let asked_in: Vec<i64> = versions.iter().filter(|v| v.form.question(id).is_some()).map(|v| v.number).collect();
     let mut shown = 0;
     let mut answered = 0;
-    let mut option_counts: BTreeMap<String, i64> = BTreeMap::new();
+    let mut option_counts: BTreeMap<&str, i64> = BTreeMap::new();
     let mut numbers: Vec<f64> = Vec::new();
-    let mut dist: BTreeMap<String, i64> = BTreeMap::new();
+    let mut dates: BTreeMap<&str, i64> = BTreeMap::new();
     let mut ranks: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
     for r in counted {
         let Some(pos) = r.version.form.position(id) else { continue };
@@ -346,10 +346,10 @@ fn question(id: &str, c: &super::form::Compiled, versions: &[Version], counted: 
         shown += 1;
         answered += 1;
         match vq.q.kind {
-            Kind::Single => *option_counts.entry(a.as_str().unwrap_or_default().to_string()).or_default() += 1,
+            Kind::Single => *option_counts.entry(a.as_str().unwrap_or_default()).or_default() += 1,
             Kind::Multiple => {
                 for p in a.as_array().into_iter().flatten().filter_map(Json::as_str) {
-                    *option_counts.entry(p.to_string()).or_default() += 1;
+                    *option_counts.entry(p).or_default() += 1;
                 }
             }
             Kind::Ranking => {
@@ -367,10 +367,9 @@ fn question(id: &str, c: &super::form::Compiled, versions: &[Version], counted: 
             Kind::Number | Kind::Rating => {
                 if let Some(n) = a.as_f64() {
                     numbers.push(n);
-                    *dist.entry(number_key(n)).or_default() += 1;
                 }
             }
-            Kind::Date => *dist.entry(a.as_str().unwrap_or_default().to_string()).or_default() += 1,
+            Kind::Date => *dates.entry(a.as_str().unwrap_or_default()).or_default() += 1,
             Kind::Text | Kind::Group | Kind::Note => {}
         }
     }
@@ -378,13 +377,14 @@ fn question(id: &str, c: &super::form::Compiled, versions: &[Version], counted: 
         .options
         .iter()
         .map(|o| {
-            let count = option_counts.remove(&o.value).unwrap_or(0);
+            let count = option_counts.remove(o.value.as_str()).unwrap_or(0);
             OptionCount { value: o.value.clone(), label: o.label.clone(), count, permille: permille(count, answered) }
         })
         .collect();
     // Options an earlier version had, and "other".
     let other = option_counts.remove(OTHER);
     for (value, count) in option_counts {
+        let value = value.to_string();
         let label = versions
             .iter()
             .rev()
@@ -424,12 +424,13 @@ fn question(id: &str, c: &super::form::Compiled, versions: &[Version], counted: 
         let median = if n % 2 == 1 { numbers[n / 2] } else { (numbers[n / 2 - 1] + numbers[n / 2]) / 2.0 };
         (Some(mean), numbers.first().copied(), Some(median), numbers.last().copied())
     };
-    let mut distribution: Vec<(String, i64)> = dist.into_iter().collect();
-    if matches!(q.kind, Kind::Number | Kind::Rating) {
-        distribution.sort_by(|a, b| {
-            let (x, y) = (a.0.parse::<f64>().unwrap_or(0.0), b.0.parse::<f64>().unwrap_or(0.0));
-            x.total_cmp(&y)
-        });
+    // Numbers are sorted by now: count each run of equal values.
+    let mut distribution: Vec<(String, i64)> = dates.into_iter().map(|(d, n)| (d.to_string(), n)).collect();
+    let mut i = 0;
+    while i < numbers.len() {
+        let run = numbers[i..].iter().take_while(|x| x.total_cmp(&numbers[i]).is_eq()).count();
+        distribution.push((number_key(numbers[i]), run as i64));
+        i += run;
     }
     if q.kind == Kind::Rating {
         // Every point of the scale, even those nobody chose.
