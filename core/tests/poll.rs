@@ -4,13 +4,12 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{copy_doc, join, phone};
+use common::{join, phone, push, shuffled};
 use linli_core::doc::DocId;
 use linli_core::poll::{
     self, BallotVisibility, Cast, Eligibility, Grant, Matter, Mode, Stage, Vote, VoteKind, VoteSpec, Voter,
 };
 use linli_core::space::{Relation, SpaceEdit};
-use linli_core::store::Store;
 use proptest::prelude::*;
 
 fn spec(kind: VoteKind, eligibility: Eligibility) -> VoteSpec {
@@ -21,15 +20,6 @@ fn spec(kind: VoteKind, eligibility: Eligibility) -> VoteSpec {
         visibility: BallotVisibility::CoordinatorsOnly,
         hide_results: false,
         proxy_limit: 1,
-    }
-}
-
-/// Copy every document of `space` from one store to another, register first.
-fn push(from: &Store, to: &Store, space: &str) {
-    let mut docs = from.doc_ids(space).expect("docs");
-    docs.sort_by_key(|d| *d != DocId::Space);
-    for d in docs {
-        copy_doc(from, to, space, &d);
     }
 }
 
@@ -286,18 +276,6 @@ fn ballots_for_coordinators_only_live_in_private_documents() {
     poll::cast(p, &m.space, &vote, &[0]).expect("cast");
     assert!(!p.heads(&m.space, &DocId::own_private(id, &vote)).expect("heads").is_empty());
     assert!(p.heads(&m.space, &DocId::own_public(id, &vote)).expect("heads").is_empty());
-}
-
-fn shuffled<T: Clone>(v: &[T], seed: u64) -> Vec<T> {
-    let mut out = v.to_vec();
-    let mut s = seed | 1;
-    for i in (1..out.len()).rev() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        out.swap(i, (s % (i as u64 + 1)) as usize);
-    }
-    out
 }
 
 proptest! {

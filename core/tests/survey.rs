@@ -5,7 +5,7 @@ mod common;
 
 use automerge::ROOT;
 use automerge::transaction::Transactable;
-use common::{copy_doc, craft, join, phone};
+use common::{craft, join, phone, push, shuffled};
 use linli_core::Error;
 use linli_core::doc::DocId;
 use linli_core::identity::DeviceKey;
@@ -50,15 +50,6 @@ fn needs(extra: Value) -> String {
         }
     }
     def.to_string()
-}
-
-/// Copy every document of `space` from one store to another, register first.
-fn push(from: &Store, to: &Store, space: &str) {
-    let mut docs = from.doc_ids(space).expect("docs");
-    docs.sort_by_key(|d| *d != DocId::Space);
-    for d in docs {
-        copy_doc(from, to, space, &d);
-    }
 }
 
 struct Estate {
@@ -225,6 +216,7 @@ fn a_survey_from_draft_to_published_results() {
     // Close: later submissions are refused here and set aside anywhere.
     survey::close(&e.coord, &e.space, &s).expect("close");
     assert!(matches!(survey::submit(&e.coord, &e.space, &s, r#"{"people": 1, "age": 30}"#), Err(Error::Invalid(_))));
+    std::thread::sleep(std::time::Duration::from_millis(3)); // another phone's later millisecond
     let late = survey::submit(e.phone(3), &e.space, &s, r#"{"people": 1, "age": 30}"#).expect("offline, unaware");
     push(e.phone(3), &e.coord, &e.space);
     let published = survey::publish_results(&e.coord, &e.space, &s).expect("publish results");
@@ -315,6 +307,8 @@ fn households_grids_and_anonymity() {
     ));
     // Residents 0 and 4 share household h0: one response counts, the later.
     survey::submit(e.phone(0), &e.space, &s, r#"{"people": 2, "age": 30, "sat": 1}"#).expect("0");
+    // Two phones' clocks: "later" needs a later millisecond (a tie goes to the greater receipt).
+    std::thread::sleep(std::time::Duration::from_millis(3));
     survey::submit(e.phone(4), &e.space, &s, r#"{"people": 2, "age": 33, "sat": 5}"#).expect("4");
     survey::submit(e.phone(1), &e.space, &s, r#"{"people": 3, "age": 40, "sat": 3, "say": "=HYPERLINK(\"x\")"}"#)
         .expect("1");
@@ -484,18 +478,6 @@ fn a_response_from_a_device_that_is_not_the_members_has_no_effect() {
 
 // ---------------------------------------------------------------------------
 // Determinism
-
-fn shuffled<T: Clone>(v: &[T], seed: u64) -> Vec<T> {
-    let mut out = v.to_vec();
-    let mut s = seed | 1;
-    for i in (1..out.len()).rev() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        out.swap(i, (s % (i as u64 + 1)) as usize);
-    }
-    out
-}
 
 fn pure_versions() -> Vec<Version> {
     let def = |extra: Value| form::import(&needs(extra)).expect("def").1;

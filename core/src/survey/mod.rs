@@ -291,7 +291,16 @@ fn write_version(store: &Store, space: &str, survey_id: &str, me: &str, def: &Su
     let audience = store.with_view(space, |v| audience(v, def))?;
     let json = serde_json::to_string(def)?;
     let audience_json = serde_json::to_string(&audience)?;
-    let at = now_ms();
+    // Dated after every version this device holds, so a new version always
+    // numbers after the one it replaces, even within one millisecond.
+    let latest = store.read(space, &item(survey_id), |d| {
+        d.keys(ROOT)
+            .filter(|k| k.starts_with("v/"))
+            .filter_map(|k| map_at(d, &ROOT, &k).and_then(|e| get_i64(d, &e, "at")))
+            .max()
+            .unwrap_or(0)
+    })?;
+    let at = now_ms().max(latest + 1);
     let key = format!("v/{at:013}/{}", new_id()?);
     store.write(space, &item(survey_id), |tx| {
         let v = tx.put_object(ROOT, key.as_str(), ObjType::Map)?;

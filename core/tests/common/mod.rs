@@ -70,3 +70,25 @@ pub fn craft(
     let change = d.get_last_local_change().expect("change");
     SignedChange { bytes: change.raw_bytes().to_vec(), signature: signer.sign_change(&change.hash()).to_vec() }
 }
+
+/// Copy every document of `space` from one store to another, register first.
+pub fn push(from: &Store, to: &Store, space: &str) {
+    let mut docs = from.doc_ids(space).expect("docs");
+    docs.sort_by_key(|d| *d != DocId::Space);
+    for d in docs {
+        copy_doc(from, to, space, &d);
+    }
+}
+
+/// A deterministic shuffle (xorshift) for delivery-order tests.
+pub fn shuffled<T: Clone>(v: &[T], seed: u64) -> Vec<T> {
+    let mut out = v.to_vec();
+    let mut s = seed | 1;
+    for i in (1..out.len()).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        out.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    out
+}
