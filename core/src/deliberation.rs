@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::doc::DocId;
 use crate::error::{Error, Result};
-use crate::space::{Member, get_i64, get_str, map_at};
+use crate::space::{get_i64, get_str, map_at};
 use crate::store::{Store, new_id, now_ms, year_of};
 
 fn forum(member: &str) -> DocId {
@@ -45,12 +45,6 @@ fn item(id: &str) -> DocId {
 
 fn nonempty(s: &str, what: &str) -> Result<()> {
     if s.trim().is_empty() { Err(Error::Invalid(format!("{what} is empty"))) } else { Ok(()) }
-}
-
-fn coordinator(store: &Store, space: &str) -> Result<String> {
-    let me = store.my_member(space)?;
-    let ok = store.with_view(space, |v| v.members.get(&me).is_some_and(Member::is_privileged))?;
-    if ok { Ok(me) } else { Err(Error::NotAllowed("only coordinators moderate and decide".into())) }
 }
 
 /// A contribution entry in this member's forum document.
@@ -186,7 +180,7 @@ fn coordinate(
     topic: &str,
     f: impl FnOnce(&mut automerge::transaction::Transaction<'_>, &str, i64) -> Result<()>,
 ) -> Result<()> {
-    let me = coordinator(store, space)?;
+    let me = store.my_coordinator(space, "moderate and decide")?;
     topic_exists(store, space, topic)?;
     let now = now_ms();
     store.write(space, &item(topic), |tx| {
@@ -254,7 +248,7 @@ pub fn merge_topic(store: &Store, space: &str, topic: &str, into: &str) -> Resul
 
 /// Hide a post, with a reason shown in the moderation log.
 pub fn hide_post(store: &Store, space: &str, post: &str, reason: &str) -> Result<()> {
-    coordinator(store, space)?;
+    store.my_coordinator(space, "moderate and decide")?;
     nonempty(reason, "a reason")?;
     let (topic, _) = post_topic(store, space, post)?;
     coordinate(store, space, &topic, |tx, me, now| {
@@ -543,7 +537,7 @@ pub fn create_consultation(
     agenda: &[String],
 ) -> Result<String> {
     nonempty(title, "a consultation's title")?;
-    coordinator(store, space)?;
+    store.my_coordinator(space, "moderate and decide")?;
     for t in agenda {
         topic_exists(store, space, t)?;
     }
@@ -564,7 +558,7 @@ pub fn create_consultation(
 
 /// Take attendance on the coordinator's phone (also for people without one).
 pub fn mark_attendance(store: &Store, space: &str, consultation: &str, member: &str, present: bool) -> Result<()> {
-    let me = coordinator(store, space)?;
+    let me = store.my_coordinator(space, "moderate and decide")?;
     if !store.with_view(space, |v| v.members.contains_key(member))? {
         return Err(Error::NotFound("member".into()));
     }
@@ -602,7 +596,7 @@ pub fn edit_minutes(
     delete: usize,
     text: &str,
 ) -> Result<()> {
-    coordinator(store, space)?;
+    store.my_coordinator(space, "moderate and decide")?;
     store.write(space, &item(consultation), |tx| {
         let minutes = match tx.get(ROOT, "minutes")? {
             Some((automerge::Value::Object(ObjType::Text), id)) => id,

@@ -56,7 +56,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::doc::DocId;
 use crate::error::{Error, Result};
-use crate::space::{Member, Role, SpaceView, get_i64, get_str, map_at};
+use crate::space::{Role, SpaceView, get_i64, get_str, map_at};
 use crate::store::{Store, new_id, now_ms};
 
 /// The audit status of a ballot that counted (any other status is the
@@ -652,19 +652,10 @@ fn load_vote(store: &Store, space: &str, vote_id: &str, with_electorate: bool) -
     parsed.ok_or_else(|| Error::NotFound("vote".into()))
 }
 
-fn coordinator_check(store: &Store, space: &str) -> Result<String> {
-    let me = store.my_member(space)?;
-    let ok = store.with_view(space, |v| v.members.get(&me).is_some_and(Member::is_privileged))?;
-    if !ok {
-        return Err(Error::NotAllowed("only coordinators run votes".into()));
-    }
-    Ok(me)
-}
-
 /// Create a vote in draft. Returns its id.
 pub fn create(store: &Store, space: &str, spec: &VoteSpec) -> Result<String> {
     spec.validate()?;
-    coordinator_check(store, space)?;
+    store.my_coordinator(space, "run votes")?;
     let id = new_id()?;
     let json = serde_json::to_string(spec)?;
     store.write(space, &item(&id), |tx| {
@@ -683,7 +674,7 @@ pub fn create(store: &Store, space: &str, spec: &VoteSpec) -> Result<String> {
 /// Change a draft. Once the vote is open its definition is fixed.
 pub fn edit(store: &Store, space: &str, vote_id: &str, spec: &VoteSpec) -> Result<()> {
     spec.validate()?;
-    coordinator_check(store, space)?;
+    store.my_coordinator(space, "run votes")?;
     let v = vote(store, space, vote_id)?;
     if v.stage != Stage::Draft {
         return Err(Error::Invalid("an open vote's definition cannot change".into()));
@@ -704,7 +695,7 @@ pub fn edit(store: &Store, space: &str, vote_id: &str, spec: &VoteSpec) -> Resul
 
 /// Hide the results until the close (one-way).
 pub fn hide_results(store: &Store, space: &str, vote_id: &str) -> Result<()> {
-    coordinator_check(store, space)?;
+    store.my_coordinator(space, "run votes")?;
     vote(store, space, vote_id)?;
     store.write(space, &item(vote_id), |tx| {
         tx.put(ROOT, "hidden", true)?;
@@ -715,7 +706,7 @@ pub fn hide_results(store: &Store, space: &str, vote_id: &str) -> Result<()> {
 
 /// Open the vote: the electorate is fixed from the register as it is now.
 pub fn open(store: &Store, space: &str, vote_id: &str) -> Result<usize> {
-    let me = coordinator_check(store, space)?;
+    let me = store.my_coordinator(space, "run votes")?;
     let v = vote(store, space, vote_id)?;
     if v.stage != Stage::Draft {
         return Err(Error::Invalid("the vote is already open".into()));
@@ -741,31 +732,22 @@ pub fn open(store: &Store, space: &str, vote_id: &str) -> Result<usize> {
 
 /// Close the vote. Ballots dated from now on are set aside.
 pub fn close(store: &Store, space: &str, vote_id: &str) -> Result<()> {
-    let me = coordinator_check(store, space)?;
+    let me = store.my_coordinator(space, "run votes")?;
     let v = vote(store, space, vote_id)?;
     if v.stage != Stage::Open {
         return Err(Error::Invalid("only an open vote can be closed".into()));
     }
-    // The close is dated after every ballot this device holds, so a ballot
-    // cast here (or received) before closing counts, even within the same ms.
     let latest: i64 = store.query(|c| {
         Ok(c.prepare_cached("SELECT coalesce(max(at), 0) FROM ballots WHERE space_id = ?1 AND vote_id = ?2")?
             .query_row(params![space, vote_id], |r| r.get(0))?)
     })?;
-    let at = now_ms().max(latest + 1);
-    store.write(space, &item(vote_id), |tx| {
-        let c = tx.put_object(ROOT, "closed", ObjType::Map)?;
-        tx.put(&c, "at", at)?;
-        tx.put(&c, "by", me.as_str())?;
-        Ok(())
-    })?;
-    Ok(())
+    store.close_item(space, vote_id, &me, latest)
 }
 
 /// Publish the result: the tally as this coordinator computes it goes into
 /// `results/<vote>`, which every member may read.
 pub fn publish(store: &Store, space: &str, vote_id: &str) -> Result<Tally> {
-    coordinator_check(store, space)?;
+    store.my_coordinator(space, "run votes")?;
     let v = vote(store, space, vote_id)?;
     if v.stage != Stage::Closed {
         return Err(Error::Invalid("only a closed vote can be published".into()));
@@ -863,7 +845,7 @@ pub fn cast_as_proxy(store: &Store, space: &str, vote_id: &str, voter: &str, cho
 
 /// Enter a paper ballot at a meeting for a member without a phone (coordinators).
 pub fn enter_paper_ballot(store: &Store, space: &str, vote_id: &str, voter: &str, choice: &[u32]) -> Result<String> {
-    let me = coordinator_check(store, space)?;
+    let me = store.my_coordinator(space, "run votes")?;
     let v = load_vote(store, space, vote_id, false)?;
     write_ballot(store, space, &v, &me, voter, Mode::Paper, choice)
 }

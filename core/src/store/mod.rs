@@ -23,8 +23,8 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Mutex, MutexGuard};
 
-use automerge::transaction::{CommitOptions, Transaction};
-use automerge::{Automerge, Change, ChangeHash, ReadDoc};
+use automerge::transaction::{CommitOptions, Transactable, Transaction};
+use automerge::{Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::doc::{DocId, SignedChange};
@@ -323,6 +323,32 @@ impl Store {
     pub fn my_member(&self, space: &str) -> Result<String> {
         let inner = self.lock()?;
         my_member(&inner.conn, space)
+    }
+
+    /// This device's member, when they are a coordinator or an admin; else
+    /// `NotAllowed` saying that only coordinators `what` ("run votes"…).
+    pub fn my_coordinator(&self, space: &str, what: &str) -> Result<String> {
+        let me = self.my_member(space)?;
+        if self.with_view(space, |v| v.members.get(&me).is_some_and(space::Member::is_privileged))? {
+            Ok(me)
+        } else {
+            Err(Error::NotAllowed(format!("only coordinators {what}")))
+        }
+    }
+
+    /// Close an item: `closed: { at, by }` in `item/<item>`, dated after
+    /// `latest` (the latest entry this device holds for the item), so an
+    /// entry made or received here before the close counts, even within
+    /// the same millisecond. Entries dated from then on are set aside.
+    pub fn close_item(&self, space: &str, item: &str, by: &str, latest: i64) -> Result<()> {
+        let at = now_ms().max(latest + 1);
+        self.write(space, &DocId::Item { item: item.to_string() }, |tx| {
+            let c = tx.put_object(ROOT, "closed", ObjType::Map)?;
+            tx.put(&c, "at", at)?;
+            tx.put(&c, "by", by)?;
+            Ok(())
+        })?;
+        Ok(())
     }
 
     /// Look at the register without copying it.

@@ -51,7 +51,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::doc::DocId;
 use crate::error::{Error, Result};
-use crate::space::{Member, MemberStatus, SpaceView, get_i64, get_str, map_at};
+use crate::space::{MemberStatus, SpaceView, get_i64, get_str, map_at};
 use crate::store::{Store, iso_utc, new_id, now_ms};
 use form::{Form, Kind, OTHER, Per, Problems, SurveyDef, Target};
 use results::{ANONYMITY_FLOOR, Counted, Filter, Respondent, Response, Results, Version};
@@ -109,14 +109,6 @@ fn response_doc(member: &str, survey: &str) -> DocId {
 
 fn definition_error(p: Problems) -> Error {
     Error::Definition(p)
-}
-
-fn coordinator_check(store: &Store, space: &str) -> Result<String> {
-    let me = store.my_member(space)?;
-    if !store.with_view(space, |v| v.members.get(&me).is_some_and(Member::is_privileged))? {
-        return Err(Error::NotAllowed("only coordinators run surveys".into()));
-    }
-    Ok(me)
 }
 
 // ---------------------------------------------------------------------------
@@ -245,7 +237,7 @@ pub fn export_definition(store: &Store, space: &str, survey_id: &str) -> Result<
 /// Create a survey in draft from a definition file. Returns its id.
 pub fn create(store: &Store, space: &str, definition: &str) -> Result<String> {
     let (def, _) = form::import(definition).map_err(definition_error)?;
-    coordinator_check(store, space)?;
+    store.my_coordinator(space, "run surveys")?;
     let id = new_id()?;
     let json = serde_json::to_string(&def)?;
     store.write(space, &item(&id), |tx| {
@@ -264,7 +256,7 @@ pub fn create(store: &Store, space: &str, definition: &str) -> Result<String> {
 /// members or households, cannot change once published.
 pub fn edit(store: &Store, space: &str, survey_id: &str, definition: &str) -> Result<()> {
     let (def, _) = form::import(definition).map_err(definition_error)?;
-    let me = coordinator_check(store, space)?;
+    let me = store.my_coordinator(space, "run surveys")?;
     let s = load(store, space, survey_id, false)?;
     match s.stage {
         Stage::Draft => {
@@ -321,7 +313,7 @@ fn write_version(store: &Store, space: &str, survey_id: &str, me: &str, def: &Su
 /// Publish a draft: its first version, with the audience frozen now.
 /// Returns how many members it is for.
 pub fn publish(store: &Store, space: &str, survey_id: &str) -> Result<usize> {
-    let me = coordinator_check(store, space)?;
+    let me = store.my_coordinator(space, "run surveys")?;
     let s = load(store, space, survey_id, false)?;
     if s.stage != Stage::Draft {
         return Err(Error::Invalid("the survey is already published".into()));
@@ -334,25 +326,16 @@ pub fn publish(store: &Store, space: &str, survey_id: &str) -> Result<usize> {
 
 /// Close the survey now. Responses dated from now on are set aside.
 pub fn close(store: &Store, space: &str, survey_id: &str) -> Result<()> {
-    let me = coordinator_check(store, space)?;
+    let me = store.my_coordinator(space, "run surveys")?;
     let s = load(store, space, survey_id, false)?;
     if !matches!(s.stage, Stage::Open | Stage::Scheduled) {
         return Err(Error::Invalid("only a published, open survey can be closed".into()));
     }
-    // Dated after every response this device holds, so one submitted here
-    // (or received) before closing counts, even within the same millisecond.
     let latest: i64 = store.query(|c| {
         Ok(c.prepare_cached("SELECT coalesce(max(at), 0) FROM responses WHERE space_id = ?1 AND survey_id = ?2")?
             .query_row(params![space, survey_id], |r| r.get(0))?)
     })?;
-    let at = now_ms().max(latest + 1);
-    store.write(space, &item(survey_id), |tx| {
-        let c = tx.put_object(ROOT, "closed", ObjType::Map)?;
-        tx.put(&c, "at", at)?;
-        tx.put(&c, "by", me.as_str())?;
-        Ok(())
-    })?;
-    Ok(())
+    store.close_item(space, survey_id, &me, latest)
 }
 
 // ---------------------------------------------------------------------------
@@ -532,7 +515,7 @@ pub fn results(store: &Store, space: &str, survey_id: &str, filter: &Filter) -> 
 /// Publish the results as this coordinator counts them into
 /// `results/<survey>`, which every member reads.
 pub fn publish_results(store: &Store, space: &str, survey_id: &str) -> Result<Results> {
-    coordinator_check(store, space)?;
+    store.my_coordinator(space, "run surveys")?;
     let r = results(store, space, survey_id, &Filter::default())?;
     let json = serde_json::to_string(&r)?;
     let now = now_ms();
@@ -590,7 +573,7 @@ fn cell(s: &str, text: bool) -> String {
 /// CRLF line ends, one row per response, one column per question (per
 /// option for multiple choice and ranking). Coordinators only.
 pub fn export_csv(store: &Store, space: &str, survey_id: &str, filter: &Filter) -> Result<String> {
-    coordinator_check(store, space)?;
+    store.my_coordinator(space, "run surveys")?;
     let s = survey(store, space, survey_id)?;
     let responses = rows(store, space, survey_id, None)?;
     let counted = counted_rows(&s, &responses, filter)?;
@@ -692,7 +675,7 @@ fn export_questions(s: &Survey) -> Vec<form::Question> {
 
 /// Export the counted responses as JSON. Coordinators only.
 pub fn export_json(store: &Store, space: &str, survey_id: &str, filter: &Filter) -> Result<String> {
-    coordinator_check(store, space)?;
+    store.my_coordinator(space, "run surveys")?;
     let s = survey(store, space, survey_id)?;
     let responses = rows(store, space, survey_id, None)?;
     let counted = counted_rows(&s, &responses, filter)?;
