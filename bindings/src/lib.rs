@@ -698,12 +698,12 @@ impl LinliApp {
     }
 
     pub fn survey(&self, space_id: String, survey_id: String) -> Result<SurveyInfo> {
-        let s = survey::survey(&self.store, &space_id, &survey_id)?;
+        let s = survey::header(&self.store, &space_id, &survey_id)?;
         Ok(SurveyInfo {
             survey_id: s.id.clone(),
             title: s.def.title.clone(),
             stage: s.stage.as_str().into(),
-            versions: s.versions.len() as i64,
+            versions: s.keys.len() as i64,
             anonymous: s.def.anonymous,
             per_household: s.def.per == survey::form::Per::Household,
             opens_at_ms: s.def.opens_at,

@@ -326,8 +326,6 @@ pub struct Form {
     pub def: SurveyDef,
     pub questions: Vec<Compiled>,
     index: HashMap<String, usize>,
-    /// Groups with their own `relevant`.
-    group_relevant: Vec<(String, Vec<Expr>)>,
 }
 
 /// Answers keyed by question id, typed.
@@ -364,8 +362,7 @@ impl Form {
             Target::Buildings { names } if names.is_empty() => ps.push(problem(None, "target the buildings by name")),
             _ => {}
         }
-        let mut form =
-            Form { def: def.clone(), questions: Vec::new(), index: HashMap::new(), group_relevant: Vec::new() };
+        let mut form = Form { def: def.clone(), questions: Vec::new(), index: HashMap::new() };
         let mut seen = BTreeSet::new();
         let mut count = 0;
         form.walk(&def.items, &[], &[], 1, &mut seen, &mut count, &mut ps);
@@ -432,9 +429,6 @@ impl Form {
                 }
                 if q.items.is_empty() {
                     ps.push(problem(Some(id), "a group needs items"));
-                }
-                if ps.len() == before {
-                    self.group_relevant.push((q.id.clone(), relevant.clone()));
                 }
                 let mut inner = groups.to_vec();
                 inner.push(q.id.clone());
@@ -553,26 +547,15 @@ impl Form {
 
     /// The ids of the items shown for these answers (groups and questions).
     pub fn visible(&self, answers: &Map<String, Json>) -> Vec<String> {
-        let checked = self.check_full(answers);
-        let kept = checked.kept;
-        let mut values: HashMap<&str, Value> = HashMap::new();
-        for (k, v) in &kept {
-            if let Some(c) = self.question(k) {
-                values.insert(c.q.id.as_str(), typed(&c.q, v, "").unwrap_or(Value::Empty));
-            }
-        }
-        let lookup = |r: &str| values.get(r).cloned().unwrap_or(Value::Empty);
-        let shown = |rel: &[Expr]| rel.iter().all(|e| e.eval(&lookup, &Value::Empty).truthy());
-        let shown_groups: BTreeSet<&str> =
-            self.group_relevant.iter().filter(|(_, r)| shown(r)).map(|(g, _)| g.as_str()).collect();
+        // A question is shown only when every enclosing group's skip logic
+        // holds too, so a group is listed before its first shown item (and
+        // a group none of whose items show is not listed).
+        let shown = self.check_full(answers).shown;
         let mut out = Vec::new();
         let mut listed = BTreeSet::new();
-        for (i, c) in self.questions.iter().enumerate() {
-            if !checked.shown[i] {
-                continue;
-            }
+        for (c, _) in self.questions.iter().zip(&shown).filter(|(_, s)| **s) {
             for g in &c.groups {
-                if shown_groups.contains(g.as_str()) && listed.insert(g.clone()) {
+                if listed.insert(g.as_str()) {
                     out.push(g.clone());
                 }
             }

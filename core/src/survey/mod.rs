@@ -85,7 +85,11 @@ pub struct Survey {
     /// The latest version's definition (the draft's before publication).
     pub def: SurveyDef,
     pub stage: Stage,
-    /// Published versions, oldest first.
+    /// Every published version's entry key, oldest first: a version's
+    /// number is its position here plus one.
+    pub keys: Vec<String>,
+    /// Published versions, oldest first, compiled: all of them from
+    /// [`survey`]; only the latest from the calls that need no more.
     pub versions: Vec<Version>,
     pub opens_at: i64,
     /// The effective close: the earlier of `closes_at` and a close.
@@ -105,10 +109,6 @@ fn item(survey: &str) -> DocId {
 
 fn response_doc(member: &str, survey: &str) -> DocId {
     DocId::own_private(member, survey)
-}
-
-fn definition_error(p: Problems) -> Error {
-    Error::Definition(p)
 }
 
 // ---------------------------------------------------------------------------
@@ -168,7 +168,15 @@ pub fn survey(store: &Store, space: &str, survey_id: &str) -> Result<Survey> {
     load(store, space, survey_id, true)
 }
 
-fn load(store: &Store, space: &str, survey_id: &str, with_audience: bool) -> Result<Survey> {
+/// The survey with only its latest version and no audience: what a list,
+/// a header or a form needs, without parsing every version.
+pub fn header(store: &Store, space: &str, survey_id: &str) -> Result<Survey> {
+    load(store, space, survey_id, false)
+}
+
+/// `full`: every version with its audience (for counting); else only the
+/// latest version, without its audience (for answering and lifecycle).
+fn load(store: &Store, space: &str, survey_id: &str, full: bool) -> Result<Survey> {
     let now = now_ms();
     let parsed = store.read(space, &item(survey_id), |d| -> Result<Option<Survey>> {
         if get_str(d, &ROOT, "kind").as_deref() != Some("survey") {
@@ -183,9 +191,10 @@ fn load(store: &Store, space: &str, survey_id: &str, with_audience: bool) -> Res
             })
             .collect();
         entries.sort();
-        let mut versions = Vec::with_capacity(entries.len());
-        for (n, (at, key)) in entries.into_iter().enumerate() {
-            let Some(e) = map_at(d, &ROOT, &key) else { continue };
+        let mut versions = Vec::new();
+        // Newest first, so a light load stops at the latest that compiles.
+        for (n, (at, key)) in entries.iter().enumerate().rev() {
+            let Some(e) = map_at(d, &ROOT, key) else { continue };
             // A version whose definition does not compile is skipped (a
             // coordinator's app could only write it by going around the core).
             let Some(def) = get_str(d, &e, "def").and_then(|j| serde_json::from_str::<SurveyDef>(&j).ok()) else {
@@ -193,11 +202,16 @@ fn load(store: &Store, space: &str, survey_id: &str, with_audience: bool) -> Res
             };
             let Ok(form) = Form::compile(&def) else { continue };
             let audience = match get_str(d, &e, "audience") {
-                Some(a) if with_audience => serde_json::from_str(&a).unwrap_or_default(),
+                Some(a) if full => serde_json::from_str(&a).unwrap_or_default(),
                 _ => Vec::new(),
             };
-            versions.push(Version { key, number: n as i64 + 1, at, form, audience });
+            versions.push(Version { key: key.clone(), number: n as i64 + 1, at: *at, form, audience });
+            if !full {
+                break;
+            }
         }
+        versions.reverse();
+        let keys = entries.into_iter().map(|(_, k)| k).collect();
         let def = match versions.last() {
             Some(v) => v.form.def.clone(),
             None => match get_str(d, &ROOT, "draft") {
@@ -221,7 +235,16 @@ fn load(store: &Store, space: &str, survey_id: &str, with_audience: bool) -> Res
             Stage::Open
         };
         let results_published = get_i64(d, &ROOT, "results_at").is_some();
-        Ok(Some(Survey { id: survey_id.to_string(), def, stage, versions, opens_at, closes_at, results_published }))
+        Ok(Some(Survey {
+            id: survey_id.to_string(),
+            def,
+            stage,
+            keys,
+            versions,
+            opens_at,
+            closes_at,
+            results_published,
+        }))
     })??;
     parsed.ok_or_else(|| Error::NotFound("survey".into()))
 }
@@ -236,7 +259,7 @@ pub fn export_definition(store: &Store, space: &str, survey_id: &str) -> Result<
 
 /// Create a survey in draft from a definition file. Returns its id.
 pub fn create(store: &Store, space: &str, definition: &str) -> Result<String> {
-    let (def, _) = form::import(definition).map_err(definition_error)?;
+    let (def, _) = form::import(definition).map_err(Error::Definition)?;
     store.my_coordinator(space, "run surveys")?;
     let id = new_id()?;
     let json = serde_json::to_string(&def)?;
@@ -255,7 +278,7 @@ pub fn create(store: &Store, space: &str, definition: &str) -> Result<String> {
 /// the version they answered. Whether it is anonymous, and whether it counts
 /// members or households, cannot change once published.
 pub fn edit(store: &Store, space: &str, survey_id: &str, definition: &str) -> Result<()> {
-    let (def, _) = form::import(definition).map_err(definition_error)?;
+    let (def, _) = form::import(definition).map_err(Error::Definition)?;
     let me = store.my_coordinator(space, "run surveys")?;
     let s = load(store, space, survey_id, false)?;
     match s.stage {
@@ -352,7 +375,7 @@ fn parse_answers(answers: &str) -> Result<Map<String, Json>> {
 fn current_form(s: &Survey) -> Result<Form> {
     match s.latest() {
         Some(v) => Ok(v.form.clone()),
-        None => Form::compile(&s.def).map_err(definition_error),
+        None => Form::compile(&s.def).map_err(Error::Definition),
     }
 }
 
@@ -460,7 +483,7 @@ pub fn my_submissions(store: &Store, space: &str, survey_id: &str) -> Result<Vec
     let mut out: Vec<Submission> = rows(store, space, survey_id, Some(&me))?
         .into_iter()
         .map(|r| Submission {
-            version: s.versions.iter().find(|v| v.key == r.version).map(|v| v.number).unwrap_or(0),
+            version: s.keys.iter().position(|k| *k == r.version).map(|p| p as i64 + 1).unwrap_or(0),
             answers: r.answers,
             at: r.at,
             receipt: hex::encode(r.receipt),
@@ -544,12 +567,10 @@ pub fn published_results(store: &Store, space: &str, survey_id: &str) -> Result<
 /// survey, by an unrelated hash for an anonymous one.
 fn counted_rows<'a>(s: &'a Survey, responses: &'a [Response], filter: &Filter) -> Result<Vec<Counted<'a>>> {
     let (mut counted, _) = results::decide(&s.versions, s.opens_at, s.closes_at, responses);
-    counted.retain(|c| filter.grid.as_ref().is_none_or(|g| c.respondent.grid.as_ref() == Some(g)));
-    counted.retain(|c| filter.building.as_ref().is_none_or(|b| c.respondent.building.as_ref() == Some(b)));
+    counted.retain(|c| filter.admits(c.respondent));
     floor_check(s, filter, counted.len() as i64)?;
     if s.def.anonymous {
-        let key = |c: &Counted| blake_order(&c.response.receipt);
-        counted.sort_by_key(key);
+        counted.sort_by_key(|c| unlinked_order(&c.response.receipt));
     } else {
         counted.sort_by(|a, b| (a.response.at, &a.response.receipt).cmp(&(b.response.at, &b.response.receipt)));
     }
@@ -557,7 +578,7 @@ fn counted_rows<'a>(s: &'a Survey, responses: &'a [Response], filter: &Filter) -
 }
 
 /// An order that says nothing about time or person: the receipt re-hashed.
-fn blake_order(receipt: &[u8; 32]) -> [u8; 32] {
+fn unlinked_order(receipt: &[u8; 32]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(receipt).into()
 }

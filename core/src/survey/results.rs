@@ -66,7 +66,8 @@ impl Filter {
         self.grid.is_none() && self.building.is_none()
     }
 
-    fn admits(&self, r: &Respondent) -> bool {
+    /// Whether a respondent is in the filter.
+    pub fn admits(&self, r: &Respondent) -> bool {
         self.grid.as_ref().is_none_or(|g| r.grid.as_ref() == Some(g))
             && self.building.as_ref().is_none_or(|b| r.building.as_ref() == Some(b))
     }
