@@ -13,7 +13,7 @@
 //! * [`trust`]: the pure check a change passes before it is merged.
 //! * [`store`]: the SQLite store that holds documents, signatures, the audit
 //!   trail and the query tables list views read.
-//! * [`survey`], [`poll`], [`deliberation`]: the modules residents use.
+//! * [`survey`], [`poll`], [`ledger`], [`deliberation`]: the modules residents use.
 //! * [`sync`]: the sync protocol (sans-I/O), its HTTP transport and the
 //!   phone-hosted meeting hub.
 //!

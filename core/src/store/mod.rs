@@ -319,10 +319,18 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// This device's member id in a space.
+    /// This device's member id in a space: the member who created or joined
+    /// it here, else the member the register lists this device under (a
+    /// member's second phone or tablet, added with `AddDevice`).
     pub fn my_member(&self, space: &str) -> Result<String> {
-        let inner = self.lock()?;
-        my_member(&inner.conn, space)
+        let mut inner = self.lock()?;
+        match my_member(&inner.conn, space) {
+            Err(Error::UnknownSpace(_)) => {
+                let v = view(&mut inner, space).map_err(|_| Error::UnknownSpace(space.into()))?;
+                v.member_of(&self.device).map(|(id, _)| id.to_string()).ok_or_else(|| Error::UnknownSpace(space.into()))
+            }
+            other => other,
+        }
     }
 
     /// This device's member, when they are a coordinator or an admin; else
@@ -916,6 +924,13 @@ impl Store {
 
 /// The civil (UTC) year of a time in milliseconds, clamped to 2000–9999; it names
 /// the yearly partitions of documents.
+/// A CSV cell: quoted when it must be; text that a spreadsheet would run as
+/// a formula is prefixed with `'`.
+pub(crate) fn csv_cell(s: &str, text: bool) -> String {
+    let guarded = if text && s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+    if guarded.contains([',', '"', '\n', '\r']) { format!("\"{}\"", guarded.replace('"', "\"\"")) } else { guarded }
+}
+
 pub fn year_of(ms: i64) -> u16 {
     let (year, _, _) = civil(ms.div_euclid(86_400_000));
     u16::try_from(year.clamp(2000, 9999)).unwrap_or(2000)
@@ -1384,7 +1399,7 @@ fn persist(
         }
         DocId::Index { .. } => project::index(&tx, space, doc, &accepted.writes)?,
         DocId::Own { member, part, .. } => project::own(&tx, space, member, part, doc, &accepted.writes)?,
-        DocId::Item { item } => project::topic_item(&tx, space, item, doc, &accepted.writes)?,
+        DocId::Item { item } => project::item(&tx, space, item, doc, &accepted.writes)?,
         _ => {}
     }
     tx.commit()?;

@@ -7,7 +7,7 @@ use automerge::{Automerge, ObjType, ROOT, ReadDoc};
 use rusqlite::{Connection, params};
 
 use crate::error::Result;
-use crate::space::{Section, SpaceView, Touched, Write, get_i64, get_str, map_at};
+use crate::space::{Section, SpaceView, Touched, Write, get_bool, get_i64, get_str, map_at};
 
 pub(super) fn space(tx: &Connection, space: &str, v: &SpaceView, touched: &Touched) -> Result<()> {
     for (section, keys) in &touched.0 {
@@ -137,6 +137,9 @@ pub(super) fn own(
     doc: &Automerge,
     writes: &[Write],
 ) -> Result<()> {
+    if let Some(year) = part.strip_prefix("ledger-").and_then(|y| y.parse::<u16>().ok()) {
+        return ledger_own(tx, space, author, year, doc, writes);
+    }
     for key in super::root_keys(writes) {
         let Some(e) = map_at(doc, &ROOT, &key) else { continue };
         if key.starts_with("b/") {
@@ -273,11 +276,290 @@ fn latest_edit(tx: &Connection, space: &str, author: &str, post: &str, doc: &Aut
     Ok(())
 }
 
-/// A topic's coordination document: its status and the hidden posts.
-pub(super) fn topic_item(tx: &Connection, space: &str, topic: &str, doc: &Automerge, writes: &[Write]) -> Result<()> {
-    if get_str(doc, &ROOT, "kind").as_deref() != Some("topic") {
-        return Ok(());
+/// Coordination documents (`item/<item>`), by their kind.
+pub(super) fn item(tx: &Connection, space: &str, item: &str, doc: &Automerge, writes: &[Write]) -> Result<()> {
+    match get_str(doc, &ROOT, "kind").as_deref() {
+        Some("topic") => topic_item(tx, space, item, doc, writes),
+        Some("consultation") => consultation(tx, space, item, doc, writes),
+        Some("points") if item == crate::ledger::CATALOGUE => catalogue(tx, space, doc, writes),
+        Some("ledger") => match item.strip_prefix("ledger-").and_then(|y| y.parse::<u16>().ok()) {
+            Some(year) => ledger_item(tx, space, year, doc, writes),
+            None => Ok(()),
+        },
+        Some("activity") => activity(tx, space, item, doc, writes),
+        _ => Ok(()),
     }
+}
+
+/// The hash of the change that wrote an entry.
+fn receipt_of(doc: &Automerge, e: &automerge::ObjId) -> Vec<u8> {
+    doc.hash_for_opid(e).map(|h| h.0.to_vec()).unwrap_or_default()
+}
+
+/// A member's ledger document of one year (`own/<m>/pub/ledger-<year>`):
+/// hours `h/`, answers to hours given to them `c/`, debits `d/`, activity
+/// sign-ups `j/`, offers and requests `o/`. Hours and debits are keyed
+/// `<author>-<year>-…` and count only in the document of that year, so no
+/// entry can be counted twice from two documents.
+fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Automerge, writes: &[Write]) -> Result<()> {
+    use crate::ledger::book::entry_of;
+    for key in super::root_keys(writes) {
+        let Some(e) = map_at(doc, &ROOT, &key) else { continue };
+        let s = |k: &str| get_str(doc, &e, k).unwrap_or_default();
+        let i = |k: &str| get_i64(doc, &e, k).unwrap_or_default();
+        if let Some(id) = key.strip_prefix("h/") {
+            if entry_of(id).is_some_and(|(a, y)| a == author && y == year) {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO ledger_hours (space_id, hours_id, volunteer, recipient, activity_id, category_id,
+                        minutes, on_ms, note, at, receipt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?
+                .execute(params![
+                    space,
+                    id,
+                    author,
+                    s("to"),
+                    s("activity"),
+                    s("category"),
+                    i("minutes"),
+                    i("on"),
+                    s("note"),
+                    i("at"),
+                    receipt_of(doc, &e)
+                ])?;
+            }
+        } else if let Some(id) = key.strip_prefix("c/") {
+            if entry_of(id).is_some_and(|(_, y)| y == year) {
+                answer(tx, space, id, author, author, &s("answer"), &s("reason"), i("at"), receipt_of(doc, &e))?;
+            }
+        } else if let Some(id) = key.strip_prefix("d/") {
+            if entry_of(id).is_some_and(|(a, y)| a == author && y == year) {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO ledger_debits (space_id, debit_id, payer, payee, points, kind, reward_id, note, at, receipt)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(params![
+                    space,
+                    id,
+                    author,
+                    s("to"),
+                    i("points"),
+                    s("kind"),
+                    s("reward"),
+                    s("note"),
+                    i("at"),
+                    receipt_of(doc, &e)
+                ])?;
+            }
+        } else if let Some(activity) = key.strip_prefix("j/") {
+            // A sign-up may sit in two years' documents: the later wins,
+            // a withdrawal on a tie, whatever order they arrive in.
+            tx.prepare_cached(
+                "INSERT INTO activity_signups (space_id, activity_id, member, withdrawn, at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (space_id, activity_id, member) DO UPDATE SET withdrawn = excluded.withdrawn, at = excluded.at
+                 WHERE (excluded.at, excluded.withdrawn) > (activity_signups.at, activity_signups.withdrawn)",
+            )?
+            .execute(params![space, activity, author, get_bool(doc, &e, "withdrawn").unwrap_or(false), i("at")])?;
+        } else if let Some(id) = key.strip_prefix("o/")
+            && owned(author, id)
+        {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO offers (space_id, offer_id, author, kind, category_id, title, description,
+                        availability, status, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                space,
+                id,
+                author,
+                s("kind"),
+                s("category"),
+                s("title"),
+                s("description"),
+                s("availability"),
+                s("status"),
+                i("at")
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn answer(
+    tx: &Connection,
+    space: &str,
+    hours: &str,
+    source: &str,
+    by: &str,
+    answer: &str,
+    reason: &str,
+    at: i64,
+    receipt: Vec<u8>,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO ledger_answers (space_id, hours_id, source, by_member, answer, reason, at, receipt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![space, hours, source, by, answer, reason, at, receipt])?;
+    Ok(())
+}
+
+/// The points catalogue (`item/points`): categories and their rates,
+/// rewards and their prices, participation rules, members' limits.
+fn catalogue(tx: &Connection, space: &str, doc: &Automerge, writes: &[Write]) -> Result<()> {
+    for key in super::root_keys(writes) {
+        let Some(e) = map_at(doc, &ROOT, &key) else { continue };
+        let s = |k: &str| get_str(doc, &e, k).unwrap_or_default();
+        let i = |k: &str| get_i64(doc, &e, k).unwrap_or_default();
+        let Some((kind, rest)) = key.split_once('/') else { continue };
+        match kind {
+            "cat" => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO ledger_categories (space_id, category_id, name, active) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![space, rest, s("name"), get_bool(doc, &e, "active").unwrap_or(true)])?;
+            }
+            "rate" | "price" => {
+                let Some((id, from)) = rest.split_once('/') else { continue };
+                let Ok(from) = from.parse::<i64>() else { continue };
+                let sql = if kind == "rate" {
+                    "INSERT OR REPLACE INTO ledger_rates (space_id, category_id, from_ms, rate) VALUES (?1, ?2, ?3, ?4)"
+                } else {
+                    "INSERT OR REPLACE INTO ledger_prices (space_id, reward_id, from_ms, price) VALUES (?1, ?2, ?3, ?4)"
+                };
+                tx.prepare_cached(sql)?.execute(params![space, id, from, i(kind)])?;
+            }
+            "reward" => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO ledger_rewards (space_id, reward_id, name, description, provider, stock, active)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    space,
+                    rest,
+                    s("name"),
+                    s("description"),
+                    s("provider"),
+                    get_i64(doc, &e, "stock").filter(|n| *n >= 0),
+                    get_bool(doc, &e, "active").unwrap_or(true)
+                ])?;
+            }
+            "rule" => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO ledger_rules (space_id, rule_id, on_kind, item_id, points, from_ms, until_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    space,
+                    rest,
+                    s("on"),
+                    s("item"),
+                    i("points"),
+                    i("from"),
+                    get_i64(doc, &e, "until").filter(|u| *u > 0)
+                ])?;
+            }
+            "limit" => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO ledger_limits (space_id, member, min_balance) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![space, rest, i("min")])?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Coordinators' ledger document of a year (`item/ledger-<year>`): their
+/// decisions on hours `c/<hours>` and resolutions of flags `r/<movement>`.
+fn ledger_item(tx: &Connection, space: &str, year: u16, doc: &Automerge, writes: &[Write]) -> Result<()> {
+    use crate::ledger::book::{COORDINATORS, entry_of};
+    for key in super::root_keys(writes) {
+        let Some(e) = map_at(doc, &ROOT, &key) else { continue };
+        let s = |k: &str| get_str(doc, &e, k).unwrap_or_default();
+        let at = get_i64(doc, &e, "at").unwrap_or_default();
+        if let Some(id) = key.strip_prefix("c/") {
+            if entry_of(id).is_some_and(|(_, y)| y == year) {
+                answer(tx, space, id, COORDINATORS, &s("by"), &s("answer"), &s("reason"), at, receipt_of(doc, &e))?;
+            }
+        } else if let Some(movement) = key.strip_prefix("r/") {
+            // A flag resolved in two years' documents: the later decision
+            // stands, whatever order they arrive in.
+            tx.prepare_cached(
+                "INSERT INTO ledger_resolutions (space_id, movement_id, resolution, reason, by_member, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (space_id, movement_id) DO UPDATE SET resolution = excluded.resolution,
+                    reason = excluded.reason, by_member = excluded.by_member, at = excluded.at
+                 WHERE (excluded.at, excluded.by_member, excluded.resolution)
+                    > (ledger_resolutions.at, ledger_resolutions.by_member, ledger_resolutions.resolution)",
+            )?
+            .execute(params![space, movement, s("resolution"), s("reason"), s("by"), at])?;
+        }
+    }
+    Ok(())
+}
+
+/// A volunteer activity (`item/<activity>`): its details and check-ins
+/// `i/<member> {minutes, by, at}`, each one a credit.
+fn activity(tx: &Connection, space: &str, item: &str, doc: &Automerge, writes: &[Write]) -> Result<()> {
+    let keys = super::root_keys(writes);
+    if keys.iter().any(|k| !k.contains('/')) {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO activities (space_id, activity_id, title, category_id, starts_at, place, slots)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            space,
+            item,
+            get_str(doc, &ROOT, "title").unwrap_or_default(),
+            get_str(doc, &ROOT, "category").unwrap_or_default(),
+            get_i64(doc, &ROOT, "starts_at").unwrap_or_default(),
+            get_str(doc, &ROOT, "place").unwrap_or_default(),
+            get_i64(doc, &ROOT, "slots").filter(|n| *n > 0)
+        ])?;
+    }
+    for key in keys {
+        let Some(member) = key.strip_prefix("i/") else { continue };
+        let Some(e) = map_at(doc, &ROOT, &key) else { continue };
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO activity_checkins (space_id, activity_id, member, minutes, by_member, at, receipt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            space,
+            item,
+            member,
+            get_i64(doc, &e, "minutes").unwrap_or_default(),
+            get_str(doc, &e, "by").unwrap_or_default(),
+            get_i64(doc, &e, "at").unwrap_or_default(),
+            receipt_of(doc, &e)
+        ])?;
+    }
+    Ok(())
+}
+
+/// A consultation's attendance `a/<member> {present, by, at}`: participation
+/// rules may reward it.
+fn consultation(tx: &Connection, space: &str, item: &str, doc: &Automerge, writes: &[Write]) -> Result<()> {
+    for key in super::root_keys(writes) {
+        let Some(member) = key.strip_prefix("a/") else { continue };
+        let Some(e) = map_at(doc, &ROOT, &key) else { continue };
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO attendance (space_id, consultation_id, member, present, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            space,
+            item,
+            member,
+            get_bool(doc, &e, "present").unwrap_or(false),
+            get_i64(doc, &e, "at").unwrap_or_default()
+        ])?;
+    }
+    Ok(())
+}
+
+/// A topic's coordination document: its status and the hidden posts.
+fn topic_item(tx: &Connection, space: &str, topic: &str, doc: &Automerge, writes: &[Write]) -> Result<()> {
     for key in super::root_keys(writes) {
         if key == "status" {
             let Some(st) = map_at(doc, &ROOT, "status") else { continue };

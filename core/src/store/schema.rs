@@ -261,6 +261,92 @@ pub const MIGRATIONS: &[&str] = &[
         space_id TEXT NOT NULL, survey_id TEXT NOT NULL, answers TEXT NOT NULL, saved_at INTEGER NOT NULL,
         PRIMARY KEY (space_id, survey_id)
      ) STRICT, WITHOUT ROWID;",
+    // 7: points for services. Everything the ledger settles is projected
+    // from documents; movements themselves are derived when read
+    // (`ledger::book`), never stored as truth.
+    "CREATE TABLE attendance (
+        space_id TEXT NOT NULL, consultation_id TEXT NOT NULL, member TEXT NOT NULL, present INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, consultation_id, member)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX attendance_by_member ON attendance (space_id, member);
+     CREATE INDEX ballots_by_voter ON ballots (space_id, voter);
+     CREATE INDEX responses_by_author ON responses (space_id, author);
+     CREATE TABLE ledger_categories (
+        space_id TEXT NOT NULL, category_id TEXT NOT NULL, name TEXT NOT NULL, active INTEGER NOT NULL,
+        PRIMARY KEY (space_id, category_id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE ledger_rates (
+        space_id TEXT NOT NULL, category_id TEXT NOT NULL, from_ms INTEGER NOT NULL, rate INTEGER NOT NULL,
+        PRIMARY KEY (space_id, category_id, from_ms)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE ledger_rewards (
+        space_id TEXT NOT NULL, reward_id TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL,
+        provider TEXT NOT NULL, stock INTEGER, active INTEGER NOT NULL,
+        PRIMARY KEY (space_id, reward_id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE ledger_prices (
+        space_id TEXT NOT NULL, reward_id TEXT NOT NULL, from_ms INTEGER NOT NULL, price INTEGER NOT NULL,
+        PRIMARY KEY (space_id, reward_id, from_ms)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE ledger_rules (
+        space_id TEXT NOT NULL, rule_id TEXT NOT NULL, on_kind TEXT NOT NULL, item_id TEXT NOT NULL,
+        points INTEGER NOT NULL, from_ms INTEGER NOT NULL, until_ms INTEGER,
+        PRIMARY KEY (space_id, rule_id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE ledger_limits (
+        space_id TEXT NOT NULL, member TEXT NOT NULL, min_balance INTEGER NOT NULL,
+        PRIMARY KEY (space_id, member)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE ledger_hours (
+        space_id TEXT NOT NULL, hours_id TEXT NOT NULL, volunteer TEXT NOT NULL, recipient TEXT NOT NULL,
+        activity_id TEXT NOT NULL, category_id TEXT NOT NULL, minutes INTEGER NOT NULL, on_ms INTEGER NOT NULL,
+        note TEXT NOT NULL, at INTEGER NOT NULL, receipt BLOB NOT NULL,
+        PRIMARY KEY (space_id, hours_id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX ledger_hours_by_volunteer ON ledger_hours (space_id, volunteer);
+     CREATE INDEX ledger_hours_by_recipient ON ledger_hours (space_id, recipient);
+     CREATE TABLE ledger_answers (
+        space_id TEXT NOT NULL, hours_id TEXT NOT NULL, source TEXT NOT NULL, by_member TEXT NOT NULL,
+        answer TEXT NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL, receipt BLOB NOT NULL,
+        PRIMARY KEY (space_id, hours_id, source)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE ledger_debits (
+        space_id TEXT NOT NULL, debit_id TEXT NOT NULL, payer TEXT NOT NULL, payee TEXT NOT NULL,
+        points INTEGER NOT NULL, kind TEXT NOT NULL, reward_id TEXT NOT NULL, note TEXT NOT NULL,
+        at INTEGER NOT NULL, receipt BLOB NOT NULL,
+        PRIMARY KEY (space_id, debit_id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX ledger_debits_by_payer ON ledger_debits (space_id, payer);
+     CREATE INDEX ledger_debits_by_payee ON ledger_debits (space_id, payee);
+     CREATE INDEX ledger_debits_by_reward ON ledger_debits (space_id, reward_id);
+     CREATE TABLE ledger_resolutions (
+        space_id TEXT NOT NULL, movement_id TEXT NOT NULL, resolution TEXT NOT NULL, reason TEXT NOT NULL,
+        by_member TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, movement_id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE activities (
+        space_id TEXT NOT NULL, activity_id TEXT NOT NULL, title TEXT NOT NULL, category_id TEXT NOT NULL,
+        starts_at INTEGER NOT NULL, place TEXT NOT NULL, slots INTEGER,
+        PRIMARY KEY (space_id, activity_id)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE activity_signups (
+        space_id TEXT NOT NULL, activity_id TEXT NOT NULL, member TEXT NOT NULL, withdrawn INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, activity_id, member)
+     ) STRICT, WITHOUT ROWID;
+     CREATE TABLE activity_checkins (
+        space_id TEXT NOT NULL, activity_id TEXT NOT NULL, member TEXT NOT NULL, minutes INTEGER NOT NULL,
+        by_member TEXT NOT NULL, at INTEGER NOT NULL, receipt BLOB NOT NULL,
+        PRIMARY KEY (space_id, activity_id, member)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX activity_checkins_by_member ON activity_checkins (space_id, member);
+     CREATE TABLE offers (
+        space_id TEXT NOT NULL, offer_id TEXT NOT NULL, author TEXT NOT NULL, kind TEXT NOT NULL,
+        category_id TEXT NOT NULL, title TEXT NOT NULL, description TEXT NOT NULL, availability TEXT NOT NULL,
+        status TEXT NOT NULL, at INTEGER NOT NULL,
+        PRIMARY KEY (space_id, offer_id)
+     ) STRICT, WITHOUT ROWID;",
 ];
 
 /// Bring the schema up to `target` migrations (normally all of them).

@@ -583,17 +583,11 @@ fn unlinked_order(receipt: &[u8; 32]) -> [u8; 32] {
     sha2::Sha256::digest(receipt).into()
 }
 
-/// A CSV cell: quoted when it must be; text that a spreadsheet would run as
-/// a formula is prefixed with `'`.
-fn cell(s: &str, text: bool) -> String {
-    let guarded = if text && s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
-    if guarded.contains([',', '"', '\n', '\r']) { format!("\"{}\"", guarded.replace('"', "\"\"")) } else { guarded }
-}
-
 /// Export the counted responses as CSV for Excel and WPS: UTF-8 with a BOM,
 /// CRLF line ends, one row per response, one column per question (per
 /// option for multiple choice and ranking). Coordinators only.
 pub fn export_csv(store: &Store, space: &str, survey_id: &str, filter: &Filter) -> Result<String> {
+    use crate::store::csv_cell as cell;
     store.my_coordinator(space, "run surveys")?;
     let s = survey(store, space, survey_id)?;
     let responses = rows(store, space, survey_id, None)?;

@@ -1,10 +1,6 @@
-//! Module 3, first part: settling the points ledger (积分). Pure: the same
-//! movements and resolutions give the same balances and flags on every
-//! replica, in whatever order they arrived.
-//!
-//! Not yet wired to documents: the catalogue, hours and confirmations,
-//! spending, participation rewards and the store come next (issue #5). The
-//! plan they follow is in `docs/ledger.md`.
+//! Settling the points ledger (积分). Pure: the same movements and
+//! resolutions give the same balances and flags on every replica, in
+//! whatever order they arrived.
 //!
 //! **Double entry.** Every movement debits one account and credits another
 //! by the same positive number of points, so the accounts always sum to
@@ -16,7 +12,8 @@
 //! A movement that takes a member's account below their limit (default 0) is
 //! *flagged*, not dropped: it still applies, so every replica shows the same
 //! balances, and a coordinator resolves it — `Accept` (the overdraft stands,
-//! unflagged) or `Void` (the movement is removed from every balance).
+//! unflagged) or `Void` (the movement is removed from every balance). A
+//! redemption beyond a reward's stock is flagged the same way.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,6 +37,8 @@ pub struct Movement {
     pub reason: String,
     /// What it links to (the hours entry, the reward, the survey).
     pub link: Option<String>,
+    /// The reward a redemption takes from stock.
+    pub reward: Option<String>,
     /// The hash of the change that wrote it: breaks ties in time.
     pub receipt: [u8; 32],
 }
@@ -53,12 +52,23 @@ pub enum Resolution {
     Void,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagKind {
+    /// The movement took its payer's balance below their limit.
+    Overdraft,
+    /// The redemption took more than the reward's stock.
+    OutOfStock,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flag {
     /// The movement that took the account below its limit.
     pub movement: String,
+    pub kind: FlagKind,
+    /// The payer's account, or the reward out of stock.
     pub account: String,
-    /// The balance right after it, and the limit it crossed.
+    /// The balance (or stock left) right after it, and the limit it crossed.
     pub balance_after: i64,
     pub limit: i64,
 }
@@ -80,12 +90,15 @@ pub struct Settled {
 }
 
 /// Settle the ledger. `limits` maps an account to its minimum balance
-/// (absent: 0); the community account has none.
+/// (absent: 0); the community account has none. `stock` maps a reward to
+/// the number of redemptions it can take (absent: unlimited).
 pub fn settle(
     movements: &[Movement],
     limits: &BTreeMap<String, i64>,
+    stock: &BTreeMap<String, i64>,
     resolutions: &BTreeMap<String, Resolution>,
 ) -> Settled {
+    let mut left = stock.clone();
     let mut sorted: Vec<&Movement> = movements.iter().collect();
     sorted.sort_by(|a, b| (a.at, &a.receipt, &a.id).cmp(&(b.at, &b.receipt, &b.id)));
     sorted.dedup_by(|a, b| a.id == b.id);
@@ -105,15 +118,29 @@ pub fn settle(
         let after = *from;
         *out.balances.entry(m.to.clone()).or_insert(0) += m.points;
         out.order.push(m.id.clone());
-        if m.from == COMMUNITY {
+        let mut crossed = Vec::new();
+        if m.from != COMMUNITY {
+            let limit = limits.get(&m.from).copied().unwrap_or(0);
+            if after < limit {
+                crossed.push((FlagKind::Overdraft, m.from.clone(), after, limit));
+            }
+        }
+        if let Some(reward) = &m.reward
+            && let Some(n) = left.get_mut(reward)
+        {
+            *n -= 1;
+            if *n < 0 {
+                crossed.push((FlagKind::OutOfStock, reward.clone(), *n, 0));
+            }
+        }
+        if crossed.is_empty() {
             continue;
         }
-        let limit = limits.get(&m.from).copied().unwrap_or(0);
-        if after < limit {
-            if resolution == Some(Resolution::Accept) {
-                out.accepted.insert(m.id.clone());
-            } else {
-                out.flags.push(Flag { movement: m.id.clone(), account: m.from.clone(), balance_after: after, limit });
+        if resolution == Some(Resolution::Accept) {
+            out.accepted.insert(m.id.clone());
+        } else {
+            for (kind, account, balance_after, limit) in crossed {
+                out.flags.push(Flag { movement: m.id.clone(), kind, account, balance_after, limit });
             }
         }
     }
@@ -135,30 +162,66 @@ mod tests {
             author: from.into(),
             reason: "transfer".into(),
             link: None,
+            reward: None,
             receipt: [id.bytes().fold(0u8, |a, b| a.wrapping_add(b)); 32],
         }
+    }
+
+    fn none<T>() -> BTreeMap<String, T> {
+        BTreeMap::new()
+    }
+
+    #[test]
+    fn redemptions_beyond_stock_are_flagged_in_ledger_order() {
+        let redeem =
+            |id: &str, from: &str, at| Movement { reward: Some("tea".into()), ..mv(id, from, COMMUNITY, 2, at) };
+        let ms = [
+            mv("e1", COMMUNITY, "li", 10, 1),
+            mv("e2", COMMUNITY, "chen", 10, 1),
+            redeem("r2", "chen", 6),
+            redeem("r1", "li", 5),
+        ];
+        let stock = BTreeMap::from([("tea".to_string(), 1)]);
+        let s = settle(&ms, &none(), &stock, &none());
+        assert_eq!(s.flags.len(), 1);
+        assert_eq!(
+            (s.flags[0].movement.as_str(), s.flags[0].kind, s.flags[0].balance_after),
+            ("r2", FlagKind::OutOfStock, -1)
+        );
+        // Voiding the earlier redemption frees the stock for the later.
+        let s = settle(&ms, &none(), &stock, &BTreeMap::from([("r1".to_string(), Resolution::Void)]));
+        assert!(s.flags.is_empty());
     }
 
     #[test]
     fn two_offline_spends_of_the_same_points_flag_the_later() {
         let ms =
             [mv("earn", COMMUNITY, "li", 10, 1), mv("phone-a", "li", "shop", 8, 5), mv("phone-b", "li", "chen", 8, 6)];
-        let s = settle(&ms, &BTreeMap::new(), &BTreeMap::new());
+        let s = settle(&ms, &none(), &none(), &none());
         assert_eq!(s.balances["li"], -6, "flagged, not dropped: both spends apply");
-        assert_eq!(s.flags, [Flag { movement: "phone-b".into(), account: "li".into(), balance_after: -6, limit: 0 }]);
+        assert_eq!(
+            s.flags,
+            [Flag {
+                movement: "phone-b".into(),
+                kind: FlagKind::Overdraft,
+                account: "li".into(),
+                balance_after: -6,
+                limit: 0
+            }]
+        );
         assert_eq!(s.balances.values().sum::<i64>(), 0);
         // A coordinator voids the later spend; or accepts it.
         let void = BTreeMap::from([("phone-b".to_string(), Resolution::Void)]);
-        let s = settle(&ms, &BTreeMap::new(), &void);
+        let s = settle(&ms, &none(), &none(), &void);
         assert_eq!((s.balances["li"], s.balances.get("chen").copied(), s.flags.len()), (2, None, 0));
         let accept = BTreeMap::from([("phone-b".to_string(), Resolution::Accept)]);
-        let s = settle(&ms, &BTreeMap::new(), &accept);
+        let s = settle(&ms, &none(), &none(), &accept);
         assert_eq!((s.balances["li"], s.flags.len(), s.accepted.len()), (-6, 0, 1));
         // A member allowed to go to -10 is not flagged at -6.
-        let s = settle(&ms, &BTreeMap::from([("li".to_string(), -10)]), &BTreeMap::new());
+        let s = settle(&ms, &BTreeMap::from([("li".to_string(), -10)]), &none(), &none());
         assert!(s.flags.is_empty());
         // Nothing negative or circular moves.
-        let s = settle(&[mv("x", "li", "li", 5, 1), mv("y", "li", "chen", -5, 2)], &BTreeMap::new(), &BTreeMap::new());
+        let s = settle(&[mv("x", "li", "li", 5, 1), mv("y", "li", "chen", -5, 2)], &none(), &none(), &none());
         assert_eq!(s.malformed.len(), 2);
         assert!(s.balances.is_empty());
     }
@@ -183,14 +246,18 @@ mod tests {
                 .map(|(i, v)| (format!("e{i}"), if *v { Resolution::Void } else { Resolution::Accept }))
                 .collect();
             let limits = BTreeMap::from([("m1".to_string(), -20)]);
-            let want = settle(&ms, &limits, &resolutions);
+            let ms: Vec<Movement> = ms.into_iter().enumerate()
+                .map(|(n, m)| if n % 3 == 0 { Movement { reward: Some("tea".into()), ..m } } else { m })
+                .collect();
+            let stock = BTreeMap::from([("tea".to_string(), 3)]);
+            let want = settle(&ms, &limits, &stock, &resolutions);
             let mut shuffled = ms.clone();
             let mut s = seed | 1;
             for i in (1..shuffled.len()).rev() {
                 s ^= s << 13; s ^= s >> 7; s ^= s << 17;
                 shuffled.swap(i, (s % (i as u64 + 1)) as usize);
             }
-            prop_assert_eq!(&settle(&shuffled, &limits, &resolutions), &want);
+            prop_assert_eq!(&settle(&shuffled, &limits, &stock, &resolutions), &want);
             prop_assert_eq!(want.balances.values().sum::<i64>(), 0);
             let applied: BTreeSet<&String> = want.order.iter().collect();
             for (account, balance) in &want.balances {
@@ -203,6 +270,10 @@ mod tests {
                 prop_assert!(f.balance_after < f.limit);
                 prop_assert!(f.account != COMMUNITY);
             }
+            let taken = want.order.iter().filter(|id| ms.iter().any(|m| &m.id == *id && m.reward.is_some())).count();
+            let out_of_stock = want.flags.iter().filter(|f| f.kind == FlagKind::OutOfStock).count();
+            let accepted_beyond = taken.saturating_sub(3).saturating_sub(out_of_stock);
+            prop_assert!(accepted_beyond <= want.accepted.len(), "every redemption beyond stock is flagged or accepted");
         }
     }
 }

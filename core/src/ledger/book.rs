@@ -1,0 +1,398 @@
+//! The book: every movement the ledger settles, derived from the query
+//! tables the documents project into. Nothing here is stored: the same
+//! documents give the same movements on every replica.
+//!
+//! | movement id                  | from → to               | when it exists |
+//! |------------------------------|-------------------------|----------------|
+//! | `h/<hours>`                  | community → volunteer   | the hours are confirmed: by a coordinator's decision if there is one, else by the recipient |
+//! | `a/<activity>/<member>`      | community → member      | a coordinator checked the member in with minutes |
+//! | `d/<debit>`                  | payer → payee           | the payer's device wrote it (a transfer, or a redemption at the reward's price) |
+//! | `p/<rule>/<item>/<member>`   | community → member      | a participation rule matches the member's ballot, response or attendance |
+//!
+//! Entries that can never move points (a price that is not the reward's, a
+//! volunteer confirming their own hours, a category with no rate) are set
+//! aside with a reason, not dropped silently.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::{Connection, params};
+use sha2::Digest;
+
+use super::settle::{COMMUNITY, Movement, Resolution};
+use crate::error::Result;
+
+/// The `source` of a decision on hours made by coordinators.
+pub const COORDINATORS: &str = "*";
+
+/// The longest service one hours entry may claim: a day.
+pub const MAX_MINUTES: i64 = 24 * 60;
+
+/// Hours and debits are keyed `<member>-<year>-<random>`: their author and
+/// the year of the document they belong in.
+pub fn entry_of(id: &str) -> Option<(&str, u16)> {
+    let mut parts = id.rsplitn(3, '-');
+    let rand = parts.next()?;
+    let year = parts.next()?;
+    let member = parts.next()?;
+    let ok = !rand.is_empty()
+        && rand.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && year.len() == 4
+        && crate::doc::valid_token(member);
+    let year: u16 = year.parse().ok()?;
+    ok.then_some((member, year))
+}
+
+/// What a statement or report shows beside a movement.
+#[derive(Debug, Clone, Default)]
+pub struct Detail {
+    pub category: String,
+    pub minutes: i64,
+    pub note: String,
+    /// Whom the hours were given to.
+    pub counterpart: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SetAside {
+    pub entry: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Book {
+    pub movements: Vec<Movement>,
+    pub details: HashMap<String, Detail>,
+    pub set_aside: Vec<SetAside>,
+    pub limits: BTreeMap<String, i64>,
+    pub stock: BTreeMap<String, i64>,
+    pub resolutions: BTreeMap<String, Resolution>,
+}
+
+impl Book {
+    fn push(&mut self, m: Movement, detail: Detail) {
+        self.details.insert(m.id.clone(), detail);
+        self.movements.push(m);
+    }
+
+    fn aside(&mut self, entry: String, reason: &str) {
+        self.set_aside.push(SetAside { entry, reason: reason.to_string() });
+    }
+}
+
+fn receipt(bytes: Vec<u8>, id: &str) -> [u8; 32] {
+    <[u8; 32]>::try_from(bytes.as_slice()).unwrap_or_else(|_| derived_receipt(id))
+}
+
+/// Derived movements have no change of their own: their tie-breaker is the
+/// hash of their id, the same on every replica.
+fn derived_receipt(id: &str) -> [u8; 32] {
+    sha2::Sha256::digest(id.as_bytes()).into()
+}
+
+/// Points for `minutes` at `rate` points an hour, rounded half up.
+pub fn points_for(minutes: i64, rate: i64) -> i64 {
+    (minutes.saturating_mul(rate) + 30).div_euclid(60)
+}
+
+/// The rate of a category on a day: the latest set on or before it, else the
+/// first one set (a category made after the service was given).
+const RATE_AT: &str = "COALESCE(
+    (SELECT rate FROM ledger_rates r WHERE r.space_id = ?1 AND r.category_id = {cat} AND r.from_ms <= {on} ORDER BY r.from_ms DESC LIMIT 1),
+    (SELECT rate FROM ledger_rates r WHERE r.space_id = ?1 AND r.category_id = {cat} ORDER BY r.from_ms LIMIT 1))";
+
+fn rate_at(cat: &str, on: &str) -> String {
+    RATE_AT.replace("{cat}", cat).replace("{on}", on)
+}
+
+/// A filter on one account (the parameter `?2`), or none.
+fn only(account: Option<&str>, clause: &str) -> String {
+    if account.is_some() { clause.to_string() } else { "?2 IS NULL".to_string() }
+}
+
+/// Read the book of a space, or only what touches `account` (its movements,
+/// plus every redemption of a reward with a stock, which decide its flags).
+pub fn load(conn: &Connection, space: &str, account: Option<&str>) -> Result<Book> {
+    let mut book = Book::default();
+    hours(conn, space, account, &mut book)?;
+    checkins(conn, space, account, &mut book)?;
+    debits(conn, space, account, &mut book)?;
+    participation(conn, space, account, &mut book)?;
+    let mut stmt = conn.prepare_cached("SELECT member, min_balance FROM ledger_limits WHERE space_id = ?1")?;
+    for row in stmt.query_map(params![space], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (m, min) = row?;
+        book.limits.insert(m, min);
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT reward_id, stock FROM ledger_rewards WHERE space_id = ?1 AND stock IS NOT NULL")?;
+    for row in stmt.query_map(params![space], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (reward, n) = row?;
+        book.stock.insert(reward, n);
+    }
+    let mut stmt = conn.prepare_cached("SELECT movement_id, resolution FROM ledger_resolutions WHERE space_id = ?1")?;
+    for row in stmt.query_map(params![space], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (id, res) = row?;
+        match res.as_str() {
+            "accept" => book.resolutions.insert(id, Resolution::Accept),
+            "void" => book.resolutions.insert(id, Resolution::Void),
+            _ => None,
+        };
+    }
+    Ok(book)
+}
+
+/// Hours: credited once confirmed. A coordinator's decision, when there is
+/// one, overrides the recipient's answer (that is how a dispute ends).
+fn hours(conn: &Connection, space: &str, account: Option<&str>, book: &mut Book) -> Result<()> {
+    let sql = format!(
+        "SELECT h.hours_id, h.volunteer, h.recipient, h.category_id, h.minutes, h.note,
+                c.answer, c.by_member, c.at, c.receipt, r.answer, r.at, r.receipt, {}
+         FROM ledger_hours h
+         LEFT JOIN ledger_answers c ON c.space_id = h.space_id AND c.hours_id = h.hours_id AND c.source = '{COORDINATORS}'
+         LEFT JOIN ledger_answers r ON r.space_id = h.space_id AND r.hours_id = h.hours_id AND r.source = h.recipient
+              AND h.recipient <> ''
+         WHERE h.space_id = ?1 AND {}",
+        rate_at("h.category_id", "h.on_ms"),
+        only(account, "h.volunteer = ?2")
+    );
+    type Decider = (Option<String>, Option<String>, Option<i64>, Option<Vec<u8>>);
+    fn decider(r: &rusqlite::Row<'_>, at: [usize; 4]) -> rusqlite::Result<Decider> {
+        Ok((r.get(at[0])?, r.get(at[1])?, r.get(at[2])?, r.get(at[3])?))
+    }
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![space, account], |r| {
+        Ok((
+            (
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+            ),
+            decider(r, [6, 7, 8, 9])?,
+            decider(r, [10, 2, 11, 12])?,
+            r.get::<_, Option<i64>>(13)?,
+        ))
+    })?;
+    for row in rows {
+        let ((id, volunteer, recipient, category, minutes, note), coordinator, by_recipient, rate) = row?;
+        let decider = if coordinator.0.is_some() { coordinator } else { by_recipient };
+        let (Some(answer), Some(by), Some(at), Some(rcpt)) = decider else { continue };
+        if answer != "confirm" {
+            continue;
+        }
+        let entry = format!("h/{id}");
+        if by == volunteer {
+            book.aside(entry, "a volunteer cannot confirm their own hours");
+            continue;
+        }
+        if !(1..=MAX_MINUTES).contains(&minutes) {
+            book.aside(entry, "minutes out of range");
+            continue;
+        }
+        let Some(rate) = rate else {
+            book.aside(entry, "the category has no rate");
+            continue;
+        };
+        let m = Movement {
+            receipt: receipt(rcpt, &entry),
+            id: entry,
+            from: COMMUNITY.into(),
+            to: volunteer,
+            points: points_for(minutes, rate),
+            at,
+            author: by,
+            reason: "hours".into(),
+            link: Some(id),
+            reward: None,
+        };
+        book.push(m, Detail { category, minutes, note, counterpart: recipient });
+    }
+    Ok(())
+}
+
+/// Check-ins at activities: a coordinator's credit, one per member.
+fn checkins(conn: &Connection, space: &str, account: Option<&str>, book: &mut Book) -> Result<()> {
+    let sql = format!(
+        "SELECT c.activity_id, c.member, c.minutes, c.by_member, c.at, c.receipt, a.category_id, a.title, {}
+         FROM activity_checkins c JOIN activities a ON a.space_id = c.space_id AND a.activity_id = c.activity_id
+         WHERE c.space_id = ?1 AND c.minutes > 0 AND {}",
+        rate_at("a.category_id", "a.starts_at"),
+        only(account, "c.member = ?2")
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![space, account], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, i64>(4)?,
+            r.get::<_, Vec<u8>>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, String>(7)?,
+            r.get::<_, Option<i64>>(8)?,
+        ))
+    })?;
+    for row in rows {
+        let (activity, member, minutes, by, at, rcpt, category, title, rate) = row?;
+        let entry = format!("a/{activity}/{member}");
+        if !(1..=MAX_MINUTES).contains(&minutes) {
+            book.aside(entry, "minutes out of range");
+            continue;
+        }
+        let Some(rate) = rate else {
+            book.aside(entry, "the category has no rate");
+            continue;
+        };
+        let m = Movement {
+            receipt: receipt(rcpt, &entry),
+            id: entry,
+            from: COMMUNITY.into(),
+            to: member,
+            points: points_for(minutes, rate),
+            at,
+            author: by,
+            reason: "activity".into(),
+            link: Some(activity),
+            reward: None,
+        };
+        book.push(m, Detail { category, minutes, note: title, ..Detail::default() });
+    }
+    Ok(())
+}
+
+/// Transfers and redemptions, written by the payer's devices.
+fn debits(conn: &Connection, space: &str, account: Option<&str>, book: &mut Book) -> Result<()> {
+    let sql = format!(
+        "SELECT d.debit_id, d.payer, d.payee, d.points, d.kind, d.reward_id, d.note, d.at, d.receipt,
+                      w.provider, w.stock IS NOT NULL,
+                      COALESCE(
+                        (SELECT price FROM ledger_prices p WHERE p.space_id = ?1 AND p.reward_id = d.reward_id
+                            AND p.from_ms <= d.at ORDER BY p.from_ms DESC LIMIT 1),
+                        (SELECT price FROM ledger_prices p WHERE p.space_id = ?1 AND p.reward_id = d.reward_id
+                            ORDER BY p.from_ms LIMIT 1))
+               FROM ledger_debits d
+               LEFT JOIN ledger_rewards w ON w.space_id = d.space_id AND w.reward_id = d.reward_id AND d.kind = 'redeem'
+               WHERE d.space_id = ?1 AND {}",
+        only(
+            account,
+            "d.debit_id IN (SELECT debit_id FROM ledger_debits WHERE space_id = ?1 AND payer = ?2
+            UNION ALL SELECT debit_id FROM ledger_debits WHERE space_id = ?1 AND payee = ?2
+            UNION ALL SELECT debit_id FROM ledger_debits WHERE space_id = ?1 AND reward_id IN
+                (SELECT reward_id FROM ledger_rewards WHERE space_id = ?1 AND stock IS NOT NULL))"
+        )
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![space, account], |r| {
+        Ok((
+            (
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+            ),
+            r.get::<_, i64>(7)?,
+            r.get::<_, Vec<u8>>(8)?,
+            r.get::<_, Option<String>>(9)?,
+            r.get::<_, Option<i64>>(11)?,
+        ))
+    })?;
+    for row in rows {
+        let ((id, payer, payee, points, kind, reward, note), at, rcpt, provider, price) = row?;
+        let entry = format!("d/{id}");
+        let reward = match kind.as_str() {
+            "transfer" => None,
+            "redeem" => {
+                let Some(provider) = provider else {
+                    book.aside(entry, "unknown reward");
+                    continue;
+                };
+                if provider != payee {
+                    book.aside(entry, "paid to someone other than the reward's provider");
+                    continue;
+                }
+                if price != Some(points) {
+                    book.aside(entry, "not the reward's price");
+                    continue;
+                }
+                Some(reward)
+            }
+            _ => {
+                book.aside(entry, "unknown kind of debit");
+                continue;
+            }
+        };
+        if payee.is_empty() {
+            book.aside(entry, "no payee");
+            continue;
+        }
+        let m = Movement {
+            receipt: receipt(rcpt, &entry),
+            id: entry,
+            from: payer.clone(),
+            to: payee,
+            points,
+            at,
+            author: payer,
+            reason: kind,
+            link: reward.clone(),
+            reward,
+        };
+        book.push(m, Detail { note, ..Detail::default() });
+    }
+    Ok(())
+}
+
+/// Participation rewards: derived, never written, so they are paid once per
+/// (rule, item, member) whatever devices or sync order.
+fn participation(conn: &Connection, space: &str, account: Option<&str>, book: &mut Book) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT rule_id, on_kind, item_id, points, from_ms, until_ms FROM ledger_rules WHERE space_id = ?1 ORDER BY rule_id",
+    )?;
+    let rules: Vec<(String, String, String, i64, i64, Option<i64>)> = stmt
+        .query_map(params![space], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+        .collect::<Result<_, _>>()?;
+    for (rule, on, item, points, from, until) in rules {
+        // Where a member's participation is: (table, item column, member
+        // column, which rows count).
+        let (table, i, m, which) = match on.as_str() {
+            "vote" => ("ballots", "vote_id", "voter", "mode IN ('own', 'paper')"),
+            "survey" => ("responses", "survey_id", "author", "1"),
+            "meeting" => ("attendance", "consultation_id", "member", "present = 1"),
+            _ => continue,
+        };
+        let sql = format!(
+            "SELECT {i}, {m}, min(at) FROM {table}
+             WHERE space_id = ?1 AND {which} AND (?2 = '' OR {i} = ?2) AND at >= ?3 AND (?4 IS NULL OR at <= ?4)
+                AND {}
+             GROUP BY {i}, {m}",
+            only(account, &format!("{m} = ?5")).replace("?2", "?5")
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![space, item, from, until, account], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        for row in rows {
+            let (item, member, at) = row?;
+            let id = format!("p/{rule}/{item}/{member}");
+            let m = Movement {
+                receipt: derived_receipt(&id),
+                id,
+                from: COMMUNITY.into(),
+                to: member,
+                points,
+                at,
+                author: COMMUNITY.into(),
+                reason: "participation".into(),
+                link: Some(item),
+                reward: None,
+            };
+            book.push(m, Detail { category: on.clone(), note: rule.clone(), ..Detail::default() });
+        }
+    }
+    Ok(())
+}
