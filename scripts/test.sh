@@ -37,7 +37,7 @@ step "rust tests"
 cargo test --workspace --locked
 
 step "benchmarks (quick mode, checks they run)"
-LINLI_BENCH_QUICK=1 cargo test --locked -p linli-core --bench store --bench poll --bench deliberation --bench survey
+LINLI_BENCH_QUICK=1 cargo test --locked -p linli-core --bench store --bench poll --bench deliberation --bench survey --bench ledger
 LINLI_BENCH_QUICK=1 cargo test --locked -p linli-tests --bench sync
 
 step "bindings: build and generate"

@@ -94,14 +94,35 @@ pub fn points_for(minutes: i64, rate: i64) -> i64 {
     (minutes.saturating_mul(rate) + 30).div_euclid(60)
 }
 
-/// The rate of a category on a day: the latest set on or before it, else the
-/// first one set (a category made after the service was given).
-const RATE_AT: &str = "COALESCE(
-    (SELECT rate FROM ledger_rates r WHERE r.space_id = ?1 AND r.category_id = {cat} AND r.from_ms <= {on} ORDER BY r.from_ms DESC LIMIT 1),
-    (SELECT rate FROM ledger_rates r WHERE r.space_id = ?1 AND r.category_id = {cat} ORDER BY r.from_ms LIMIT 1))";
+/// Categories' rates, each a list of (from, points per hour) in time order.
+#[derive(Debug)]
+pub struct Rates(HashMap<String, Vec<(i64, i64)>>);
 
-fn rate_at(cat: &str, on: &str) -> String {
-    RATE_AT.replace("{cat}", cat).replace("{on}", on)
+impl Rates {
+    pub fn load(conn: &Connection, space: &str) -> Result<Rates> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT category_id, from_ms, rate FROM ledger_rates WHERE space_id = ?1 ORDER BY category_id, from_ms",
+        )?;
+        let mut out: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+        for row in stmt.query_map(params![space], |r| Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?)))? {
+            let (cat, from, rate) = row?;
+            out.entry(cat).or_default().push((from, rate));
+        }
+        Ok(Rates(out))
+    }
+
+    /// The rate of a category on a day: the latest set on or before it, else
+    /// the first one set (a category made after the service was given).
+    pub fn at(&self, category: &str, on: i64) -> Option<i64> {
+        let rates = self.0.get(category)?;
+        rates.iter().rev().find(|(from, _)| *from <= on).or(rates.first()).map(|(_, r)| *r)
+    }
+}
+
+/// Without statistics SQLite prefers a table's primary key (space first)
+/// to an account's index: name the index when reading one account.
+fn hint(account: Option<&str>, index: &str) -> String {
+    if account.is_some() { format!("INDEXED BY {index}") } else { String::new() }
 }
 
 /// A filter on one account (the parameter `?2`), or none.
@@ -113,8 +134,9 @@ fn only(account: Option<&str>, clause: &str) -> String {
 /// plus every redemption of a reward with a stock, which decide its flags).
 pub fn load(conn: &Connection, space: &str, account: Option<&str>) -> Result<Book> {
     let mut book = Book::default();
-    hours(conn, space, account, &mut book)?;
-    checkins(conn, space, account, &mut book)?;
+    let rates = Rates::load(conn, space)?;
+    hours(conn, space, account, &rates, &mut book)?;
+    checkins(conn, space, account, &rates, &mut book)?;
     debits(conn, space, account, &mut book)?;
     participation(conn, space, account, &mut book)?;
     let mut stmt = conn.prepare_cached("SELECT member, min_balance FROM ledger_limits WHERE space_id = ?1")?;
@@ -142,16 +164,16 @@ pub fn load(conn: &Connection, space: &str, account: Option<&str>) -> Result<Boo
 
 /// Hours: credited once confirmed. A coordinator's decision, when there is
 /// one, overrides the recipient's answer (that is how a dispute ends).
-fn hours(conn: &Connection, space: &str, account: Option<&str>, book: &mut Book) -> Result<()> {
+fn hours(conn: &Connection, space: &str, account: Option<&str>, rates: &Rates, book: &mut Book) -> Result<()> {
     let sql = format!(
         "SELECT h.hours_id, h.volunteer, h.recipient, h.category_id, h.minutes, h.note,
-                c.answer, c.by_member, c.at, c.receipt, r.answer, r.at, r.receipt, {}
-         FROM ledger_hours h
+                c.answer, c.by_member, c.at, c.receipt, r.answer, r.at, r.receipt, h.on_ms
+         FROM ledger_hours h {}
          LEFT JOIN ledger_answers c ON c.space_id = h.space_id AND c.hours_id = h.hours_id AND c.source = '{COORDINATORS}'
          LEFT JOIN ledger_answers r ON r.space_id = h.space_id AND r.hours_id = h.hours_id AND r.source = h.recipient
               AND h.recipient <> ''
          WHERE h.space_id = ?1 AND {}",
-        rate_at("h.category_id", "h.on_ms"),
+        hint(account, "ledger_hours_by_volunteer"),
         only(account, "h.volunteer = ?2")
     );
     type Decider = (Option<String>, Option<String>, Option<i64>, Option<Vec<u8>>);
@@ -171,11 +193,12 @@ fn hours(conn: &Connection, space: &str, account: Option<&str>, book: &mut Book)
             ),
             decider(r, [6, 7, 8, 9])?,
             decider(r, [10, 2, 11, 12])?,
-            r.get::<_, Option<i64>>(13)?,
+            r.get::<_, i64>(13)?,
         ))
     })?;
     for row in rows {
-        let ((id, volunteer, recipient, category, minutes, note), coordinator, by_recipient, rate) = row?;
+        let ((id, volunteer, recipient, category, minutes, note), coordinator, by_recipient, on) = row?;
+        let rate = rates.at(&category, on);
         let decider = if coordinator.0.is_some() { coordinator } else { by_recipient };
         let (Some(answer), Some(by), Some(at), Some(rcpt)) = decider else { continue };
         if answer != "confirm" {
@@ -212,12 +235,12 @@ fn hours(conn: &Connection, space: &str, account: Option<&str>, book: &mut Book)
 }
 
 /// Check-ins at activities: a coordinator's credit, one per member.
-fn checkins(conn: &Connection, space: &str, account: Option<&str>, book: &mut Book) -> Result<()> {
+fn checkins(conn: &Connection, space: &str, account: Option<&str>, rates: &Rates, book: &mut Book) -> Result<()> {
     let sql = format!(
-        "SELECT c.activity_id, c.member, c.minutes, c.by_member, c.at, c.receipt, a.category_id, a.title, {}
-         FROM activity_checkins c JOIN activities a ON a.space_id = c.space_id AND a.activity_id = c.activity_id
+        "SELECT c.activity_id, c.member, c.minutes, c.by_member, c.at, c.receipt, a.category_id, a.title, a.starts_at
+         FROM activity_checkins c {} JOIN activities a ON a.space_id = c.space_id AND a.activity_id = c.activity_id
          WHERE c.space_id = ?1 AND c.minutes > 0 AND {}",
-        rate_at("a.category_id", "a.starts_at"),
+        hint(account, "activity_checkins_by_member"),
         only(account, "c.member = ?2")
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -231,11 +254,12 @@ fn checkins(conn: &Connection, space: &str, account: Option<&str>, book: &mut Bo
             r.get::<_, Vec<u8>>(5)?,
             r.get::<_, String>(6)?,
             r.get::<_, String>(7)?,
-            r.get::<_, Option<i64>>(8)?,
+            r.get::<_, i64>(8)?,
         ))
     })?;
     for row in rows {
-        let (activity, member, minutes, by, at, rcpt, category, title, rate) = row?;
+        let (activity, member, minutes, by, at, rcpt, category, title, starts_at) = row?;
+        let rate = rates.at(&category, starts_at);
         let entry = format!("a/{activity}/{member}");
         if !(1..=MAX_MINUTES).contains(&minutes) {
             book.aside(entry, "minutes out of range");
@@ -264,24 +288,45 @@ fn checkins(conn: &Connection, space: &str, account: Option<&str>, book: &mut Bo
 
 /// Transfers and redemptions, written by the payer's devices.
 fn debits(conn: &Connection, space: &str, account: Option<&str>, book: &mut Book) -> Result<()> {
+    // One query per way a debit touches the account, each on its index.
+    let ways: &[(&str, &str)] = if account.is_some() {
+        &[
+            ("INDEXED BY ledger_debits_by_payer", "d.payer = ?2"),
+            ("INDEXED BY ledger_debits_by_payee", "d.payee = ?2 AND d.payer <> ?2"),
+            (
+                "INDEXED BY ledger_debits_by_reward",
+                "d.reward_id IN (SELECT reward_id FROM ledger_rewards WHERE space_id = ?1 AND stock IS NOT NULL)
+                 AND d.payer <> ?2 AND d.payee <> ?2",
+            ),
+        ]
+    } else {
+        &[("", "?2 IS NULL")]
+    };
+    for (index, clause) in ways {
+        debits_where(conn, space, account, index, clause, book)?;
+    }
+    Ok(())
+}
+
+fn debits_where(
+    conn: &Connection,
+    space: &str,
+    account: Option<&str>,
+    index: &str,
+    clause: &str,
+    book: &mut Book,
+) -> Result<()> {
     let sql = format!(
         "SELECT d.debit_id, d.payer, d.payee, d.points, d.kind, d.reward_id, d.note, d.at, d.receipt,
-                      w.provider, w.stock IS NOT NULL,
-                      COALESCE(
-                        (SELECT price FROM ledger_prices p WHERE p.space_id = ?1 AND p.reward_id = d.reward_id
-                            AND p.from_ms <= d.at ORDER BY p.from_ms DESC LIMIT 1),
-                        (SELECT price FROM ledger_prices p WHERE p.space_id = ?1 AND p.reward_id = d.reward_id
-                            ORDER BY p.from_ms LIMIT 1))
-               FROM ledger_debits d
-               LEFT JOIN ledger_rewards w ON w.space_id = d.space_id AND w.reward_id = d.reward_id AND d.kind = 'redeem'
-               WHERE d.space_id = ?1 AND {}",
-        only(
-            account,
-            "d.debit_id IN (SELECT debit_id FROM ledger_debits WHERE space_id = ?1 AND payer = ?2
-            UNION ALL SELECT debit_id FROM ledger_debits WHERE space_id = ?1 AND payee = ?2
-            UNION ALL SELECT debit_id FROM ledger_debits WHERE space_id = ?1 AND reward_id IN
-                (SELECT reward_id FROM ledger_rewards WHERE space_id = ?1 AND stock IS NOT NULL))"
-        )
+                w.provider, w.stock IS NOT NULL,
+                COALESCE(
+                  (SELECT price FROM ledger_prices p WHERE p.space_id = ?1 AND p.reward_id = d.reward_id
+                      AND p.from_ms <= d.at ORDER BY p.from_ms DESC LIMIT 1),
+                  (SELECT price FROM ledger_prices p WHERE p.space_id = ?1 AND p.reward_id = d.reward_id
+                      ORDER BY p.from_ms LIMIT 1))
+         FROM ledger_debits d {index}
+         LEFT JOIN ledger_rewards w ON w.space_id = d.space_id AND w.reward_id = d.reward_id AND d.kind = 'redeem'
+         WHERE d.space_id = ?1 AND {clause}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![space, account], |r| {

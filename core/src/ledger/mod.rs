@@ -688,10 +688,15 @@ pub fn hours_to_answer(store: &Store, space: &str) -> Result<Vec<Hours>> {
 }
 
 fn hours_where(store: &Store, space: &str, clause: &str, arg: &str) -> Result<Vec<Hours>> {
+    let index = match clause {
+        "h.volunteer = ?2" => "INDEXED BY ledger_hours_by_volunteer",
+        "h.recipient = ?2" => "INDEXED BY ledger_hours_by_recipient",
+        _ => "",
+    };
     let sql = format!(
         "SELECT h.hours_id, h.volunteer, h.recipient, h.activity_id, h.category_id, h.minutes, h.on_ms, h.note, h.at,
                 c.answer, c.reason, r.answer, r.reason
-         FROM ledger_hours h
+         FROM ledger_hours h {index}
          LEFT JOIN ledger_answers c ON c.space_id = h.space_id AND c.hours_id = h.hours_id AND c.source = '{}'
          LEFT JOIN ledger_answers r ON r.space_id = h.space_id AND r.hours_id = h.hours_id AND r.source = h.recipient
               AND h.recipient <> ''
@@ -1396,5 +1401,20 @@ pub fn hours_exist(store: &Store, space: &str, hours: &str) -> Result<bool> {
             .query_row(params![space, hours], |_| Ok(()))
             .optional()?
             .is_some())
+    })
+}
+
+/// The minutes logged in these hours entries (for what links to them).
+pub fn minutes_of(store: &Store, space: &str, hours: &[String]) -> Result<i64> {
+    if hours.is_empty() {
+        return Ok(0);
+    }
+    store.query(|c| {
+        let mut stmt = c.prepare_cached("SELECT minutes FROM ledger_hours WHERE space_id = ?1 AND hours_id = ?2")?;
+        let mut total = 0;
+        for h in hours {
+            total += stmt.query_row(params![space, h], |r| r.get::<_, i64>(0)).optional()?.unwrap_or(0);
+        }
+        Ok(total)
     })
 }

@@ -222,6 +222,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every module's statements stay prepared (the default keeps 16,
+        // fewer than one screen of the ledger uses).
+        conn.set_prepared_statement_cache_capacity(256);
         schema::migrate(&mut conn)?;
         let seed: Option<Vec<u8>> =
             conn.query_row("SELECT value FROM meta WHERE key = 'device_seed'", [], |r| r.get(0)).optional()?;
