@@ -14,7 +14,8 @@
 //!   only): `status {status, reason, merged_into, by, at}`, hidden posts
 //!   `h/<post> {reason, by, at}`, the `decision {outcome, vote, responsible,
 //!   deadline, by, at}`, tasks `k/<task> {title, responsible, due, at}` and
-//!   their updates `u/<task>/<at>/<r> {status, note, by, at}`.
+//!   their updates `u/<task>/<at>/<r> {status, note, hours, by, at}`, where
+//!   `hours` lists the volunteer hours (points ledger) spent on it.
 //! * A consultation (议事会) is `item/<id>`: date, place, agenda, attendance
 //!   `a/<member> {present, by, at}`, and the minutes as automerge text, which
 //!   several phones edit at once and which merges.
@@ -327,8 +328,24 @@ pub fn add_task(store: &Store, space: &str, topic: &str, title: &str, responsibl
     Ok(id)
 }
 
-/// A status update on a task, with an evidence note ("repaired on 3 May").
-pub fn update_task(store: &Store, space: &str, topic: &str, task: &str, status: &str, note: &str) -> Result<()> {
+/// A status update on a task, with an evidence note ("repaired on 3 May")
+/// and the volunteer hours spent on it (ids of hours in the points ledger),
+/// whose minutes the timeline and the disclosure show.
+pub fn update_task(
+    store: &Store,
+    space: &str,
+    topic: &str,
+    task: &str,
+    status: &str,
+    note: &str,
+    hours: &[String],
+) -> Result<()> {
+    for h in hours {
+        if !crate::ledger::hours_exist(store, space, h)? {
+            return Err(Error::NotFound("hours".into()));
+        }
+    }
+    let hours = serde_json::to_string(hours)?;
     if !["todo", "doing", "done"].contains(&status) {
         return Err(Error::Invalid("a task is todo, doing or done".into()));
     }
@@ -340,6 +357,7 @@ pub fn update_task(store: &Store, space: &str, topic: &str, task: &str, status: 
         let u = tx.put_object(ROOT, format!("u/{task}/{now:013}/{}", new_id()?), ObjType::Map)?;
         tx.put(&u, "status", status)?;
         tx.put(&u, "note", note)?;
+        tx.put(&u, "hours", hours.as_str())?;
         tx.put(&u, "by", me)?;
         tx.put(&u, "at", now)?;
         Ok(())
@@ -637,6 +655,10 @@ pub struct Decision {
 pub struct TaskUpdate {
     pub status: String,
     pub note: String,
+    /// Volunteer hours spent on it (ids in the points ledger).
+    pub hours: Vec<String>,
+    /// Their minutes, as logged.
+    pub minutes: i64,
     pub by: String,
     pub at: i64,
 }
@@ -660,63 +682,74 @@ struct Coordination {
 }
 
 fn coordination(store: &Store, space: &str, topic: &str) -> Result<Coordination> {
-    store.read(space, &item(topic), |d| {
-        let history = d
-            .keys(ROOT)
-            .filter(|k| k.starts_with("st/"))
-            .filter_map(|k| map_at(d, &ROOT, &k))
-            .map(|s| {
-                (
-                    get_str(d, &s, "status").unwrap_or_default(),
-                    get_str(d, &s, "reason").unwrap_or_default(),
-                    get_str(d, &s, "by").unwrap_or_default(),
-                    get_i64(d, &s, "at").unwrap_or_default(),
-                )
-            })
-            .collect();
-        let decision = map_at(d, &ROOT, "decision").map(|x| Decision {
-            outcome: get_str(d, &x, "outcome").unwrap_or_default(),
-            vote: get_str(d, &x, "vote").filter(|v| !v.is_empty()),
-            consultation: get_str(d, &x, "consultation").filter(|v| !v.is_empty()),
-            responsible: get_str(d, &x, "responsible").and_then(|r| serde_json::from_str(&r).ok()).unwrap_or_default(),
-            deadline: get_str(d, &x, "deadline").unwrap_or_default(),
-            by: get_str(d, &x, "by").unwrap_or_default(),
-            at: get_i64(d, &x, "at").unwrap_or_default(),
-        });
-        let mut tasks: Vec<Task> = d
-            .keys(ROOT)
-            .filter_map(|k| k.strip_prefix("k/").map(str::to_string))
-            .filter_map(|id| {
-                let k = map_at(d, &ROOT, &format!("k/{id}"))?;
-                Some(Task {
-                    task: id,
-                    title: get_str(d, &k, "title").unwrap_or_default(),
-                    responsible: get_str(d, &k, "responsible").unwrap_or_default(),
-                    due: get_str(d, &k, "due").unwrap_or_default(),
-                    status: "todo".into(),
-                    updates: Vec::new(),
+    store
+        .read(space, &item(topic), |d| {
+            let history = d
+                .keys(ROOT)
+                .filter(|k| k.starts_with("st/"))
+                .filter_map(|k| map_at(d, &ROOT, &k))
+                .map(|s| {
+                    (
+                        get_str(d, &s, "status").unwrap_or_default(),
+                        get_str(d, &s, "reason").unwrap_or_default(),
+                        get_str(d, &s, "by").unwrap_or_default(),
+                        get_i64(d, &s, "at").unwrap_or_default(),
+                    )
                 })
-            })
-            .collect();
-        for key in d.keys(ROOT).filter(|k| k.starts_with("u/")) {
-            let (Some(u), Some(task)) = (map_at(d, &ROOT, &key), key.split('/').nth(1)) else { continue };
-            if let Some(t) = tasks.iter_mut().find(|t| t.task == task) {
-                t.updates.push(TaskUpdate {
-                    status: get_str(d, &u, "status").unwrap_or_default(),
-                    note: get_str(d, &u, "note").unwrap_or_default(),
-                    by: get_str(d, &u, "by").unwrap_or_default(),
-                    at: get_i64(d, &u, "at").unwrap_or_default(),
-                });
+                .collect();
+            let decision = map_at(d, &ROOT, "decision").map(|x| Decision {
+                outcome: get_str(d, &x, "outcome").unwrap_or_default(),
+                vote: get_str(d, &x, "vote").filter(|v| !v.is_empty()),
+                consultation: get_str(d, &x, "consultation").filter(|v| !v.is_empty()),
+                responsible: get_str(d, &x, "responsible")
+                    .and_then(|r| serde_json::from_str(&r).ok())
+                    .unwrap_or_default(),
+                deadline: get_str(d, &x, "deadline").unwrap_or_default(),
+                by: get_str(d, &x, "by").unwrap_or_default(),
+                at: get_i64(d, &x, "at").unwrap_or_default(),
+            });
+            let mut tasks: Vec<Task> = d
+                .keys(ROOT)
+                .filter_map(|k| k.strip_prefix("k/").map(str::to_string))
+                .filter_map(|id| {
+                    let k = map_at(d, &ROOT, &format!("k/{id}"))?;
+                    Some(Task {
+                        task: id,
+                        title: get_str(d, &k, "title").unwrap_or_default(),
+                        responsible: get_str(d, &k, "responsible").unwrap_or_default(),
+                        due: get_str(d, &k, "due").unwrap_or_default(),
+                        status: "todo".into(),
+                        updates: Vec::new(),
+                    })
+                })
+                .collect();
+            for key in d.keys(ROOT).filter(|k| k.starts_with("u/")) {
+                let (Some(u), Some(task)) = (map_at(d, &ROOT, &key), key.split('/').nth(1)) else { continue };
+                if let Some(t) = tasks.iter_mut().find(|t| t.task == task) {
+                    t.updates.push(TaskUpdate {
+                        status: get_str(d, &u, "status").unwrap_or_default(),
+                        note: get_str(d, &u, "note").unwrap_or_default(),
+                        hours: get_str(d, &u, "hours").and_then(|h| serde_json::from_str(&h).ok()).unwrap_or_default(),
+                        minutes: 0,
+                        by: get_str(d, &u, "by").unwrap_or_default(),
+                        at: get_i64(d, &u, "at").unwrap_or_default(),
+                    });
+                }
             }
-        }
-        for t in &mut tasks {
-            t.updates.sort_by(|a, b| (a.at, &a.status, &a.note).cmp(&(b.at, &b.status, &b.note)));
-            if let Some(last) = t.updates.last() {
-                t.status = last.status.clone();
+            for t in &mut tasks {
+                t.updates.sort_by(|a, b| (a.at, &a.status, &a.note).cmp(&(b.at, &b.status, &b.note)));
+                if let Some(last) = t.updates.last() {
+                    t.status = last.status.clone();
+                }
             }
-        }
-        Coordination { followup_vote: get_str(d, &ROOT, "followup_vote"), history, decision, tasks }
-    })
+            Coordination { followup_vote: get_str(d, &ROOT, "followup_vote"), history, decision, tasks }
+        })
+        .and_then(|mut c| {
+            for u in c.tasks.iter_mut().flat_map(|t| t.updates.iter_mut()) {
+                u.minutes = crate::ledger::minutes_of(store, space, &u.hours)?;
+            }
+            Ok(c)
+        })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -782,7 +815,10 @@ pub fn timeline(store: &Store, space: &str, topic: &str) -> Result<Vec<Event>> {
                 at: u.at,
                 who: u.by.clone(),
                 what: "task_update".into(),
-                detail: format!("{}: {} {}", t.title, u.status, u.note).trim().to_string(),
+                detail: match u.minutes {
+                    0 => format!("{}: {} {}", t.title, u.status, u.note).trim().to_string(),
+                    m => format!("{}: {} {} ({m} min volunteer hours)", t.title, u.status, u.note),
+                },
             });
         }
     }
@@ -905,7 +941,11 @@ impl Disclosure {
                     t.due
                 ));
                 for u in &t.updates {
-                    md.push_str(&format!("  - {}: {}\n", u.status, u.note));
+                    md.push_str(&format!("  - {}: {}", u.status, u.note));
+                    if u.minutes > 0 {
+                        md.push_str(&format!(" (志愿服务 {} 分钟 volunteer minutes)", u.minutes));
+                    }
+                    md.push('\n');
                 }
             }
         }

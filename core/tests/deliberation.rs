@@ -248,9 +248,30 @@ fn from_decision_to_follow_up_timeline_and_disclosure() {
     };
     d::decide(&coord, &space, &topic, &input).expect("decide");
     let task = d::add_task(&coord, &space, &topic, "更换单杠", "物业", "2026-04-15").expect("task");
-    d::update_task(&coord, &space, &topic, &task, "doing", "已订购").expect("update");
-    d::update_task(&coord, &space, &topic, &task, "done", "5月3日修好").expect("update");
-    assert!(matches!(d::update_task(&coord, &space, &topic, "nope", "done", ""), Err(Error::NotFound(_))));
+    d::update_task(&coord, &space, &topic, &task, "doing", "已订购", &[]).expect("update");
+    // A resident volunteered two hours on the repair: the update links them.
+    linli_core::ledger::set_category(&coord, &space, Some("repair"), "维修", 10, true).expect("category");
+    push(&coord, &residents[0].0, &space);
+    let hours = linli_core::ledger::log_hours(
+        &residents[0].0,
+        &space,
+        &linli_core::ledger::HoursInput {
+            to: Some(me.clone()),
+            activity: None,
+            category: "repair".into(),
+            minutes: 120,
+            on: linli_core::store::now_ms(),
+            note: "帮忙安装单杠".into(),
+        },
+    )
+    .expect("hours");
+    push(&residents[0].0, &coord, &space);
+    d::update_task(&coord, &space, &topic, &task, "done", "5月3日修好", std::slice::from_ref(&hours)).expect("update");
+    assert!(matches!(d::update_task(&coord, &space, &topic, "nope", "done", "", &[]), Err(Error::NotFound(_))));
+    assert!(matches!(
+        d::update_task(&coord, &space, &topic, &task, "done", "", &["no-such-hours".to_string()]),
+        Err(Error::NotFound(_))
+    ));
     // A satisfaction vote closes the loop.
     let sat = poll::create(
         &coord,
@@ -286,6 +307,8 @@ fn from_decision_to_follow_up_timeline_and_disclosure() {
     assert_eq!(disc.status, "decided");
     assert_eq!(disc.vote.as_ref().map(|v| v.counted), Some(1));
     assert_eq!(disc.tasks[0].status, "done");
+    assert_eq!((disc.tasks[0].updates[1].hours.len(), disc.tasks[0].updates[1].minutes), (1, 120));
+    assert!(events.iter().any(|e| e.detail.ends_with("(120 min volunteer hours)")), "{events:?}");
     assert_eq!(disc.decision.as_ref().and_then(|x| x.consultation.clone()), Some(meeting));
     assert_eq!(disc.satisfaction.as_ref().and_then(|t| t.satisfaction.as_ref()).map(|r| r.basis_points), Some(10_000));
     let json = serde_json::to_string(&disc).expect("json");
@@ -294,7 +317,7 @@ fn from_decision_to_follow_up_timeline_and_disclosure() {
     assert!(
         md.contains("# 修缮健身器材")
             && md.contains("- [x] 更换单杠")
-            && md.contains("5月3日修好")
+            && md.contains("5月3日修好 (志愿服务 120 分钟")
             && md.contains("同意: 1"),
         "{md}"
     );
