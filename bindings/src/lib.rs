@@ -16,6 +16,12 @@ use linli_core::sync::{self, SyncOptions, http::HttpTransport, hub::Hub};
 
 uniffi::setup_scaffolding!();
 
+mod forum;
+mod points;
+
+pub use forum::*;
+pub use points::*;
+
 /// The errors an app acts on. Messages carry no personal data.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum LinliError {

@@ -132,6 +132,36 @@ fun main(args: Array<String>) {
         check(residents[1].publishedSurveyResultsJson(space, survey) == surveyResults, "residents read the published results")
         check(residents[1].survey(space, survey).stage == "closed", "the survey is closed")
 
+        // Hours are logged, confirmed and spent: 李阿姨 walks 陈大爷 for an hour.
+        coord.setCategory(space, "care", "助老", 12L, true)
+        coord.setReward(space, "meal", "助餐券", "", 10L, null, null, true)
+        coord.syncNow(space, url)
+        residents.forEach { it.syncNow(space, url) }
+        val volunteer = residents[0].myMember(space)
+        val elder = residents[1].myMember(space)
+        val hours = residents[0].logHours(space, elder, null, "care", 60L, System.currentTimeMillis() - 3_600_000L, "陪同散步")
+        check(residents[0].balance(space, volunteer).points == 0L, "nothing is credited before the confirmation")
+        residents[0].syncNow(space, url)
+        residents[1].syncNow(space, url)
+        check(residents[1].hoursToAnswer(space).map { it.hoursId } == listOf(hours), "the recipient sees the hours to answer")
+        residents[1].confirmHours(space, hours)
+        residents[1].syncNow(space, url)
+        residents[0].syncNow(space, url)
+        check(residents[0].balance(space, volunteer).points == 12L, "an hour at 12 points")
+        try { residents[0].transferPoints(space, elder, 13L, ""); check(false, "more than held") } catch (e: LinliException.InvalidInput) {}
+        residents[0].redeemReward(space, "meal")
+        residents[0].transferPoints(space, elder, 2L, "谢谢")
+        residents[0].syncNow(space, url)
+        coord.syncNow(space, url)
+        residents[1].syncNow(space, url)
+        for (app in listOf(coord) + residents) {
+            check(app.balance(space, volunteer).points == 0L && app.balance(space, elder).points == 2L, "every phone has the same balances")
+        }
+        val lines = residents[0].statement(space, volunteer, null, null).lines
+        check(lines.map { it.reason to it.points } == listOf("hours" to 12L, "redeem" to -10L, "transfer" to -2L), "the statement: $lines")
+        check(coord.ledgerFlags(space).isEmpty(), "no flags")
+        check(coord.exportLedgerCsv(space, null, null).startsWith("\uFEFFmovement,"), "the ledger CSV has a BOM")
+
         // Errors arrive as the public error type.
         try { residents[0].castBallot(space, vote, listOf(0)); check(false, "a closed vote takes no ballot") } catch (e: LinliException.InvalidInput) {}
         try { residents[0].closeVote(space, vote); check(false, "a resident cannot close") } catch (e: LinliException.NotAllowed) {}

@@ -246,3 +246,98 @@ def test_a_survey_through_the_server(tmp_path, server):
     assert resident.survey(space, survey).stage == "closed"
     coord.shutdown()
     resident.shutdown()
+
+
+def test_points_for_services_through_the_server(tmp_path, server):
+    import csv
+    import io
+    import json
+    import time
+
+    coord = linli.LinliApp.open(str(tmp_path / "coord"))
+    space = coord.create_space("幸福里社区", "王主任")
+    coord.set_category(space, "care", "助老", 10, True)
+    coord.set_reward(space, "haircut", "理发", "社区理发室", 15, 1, None, True)
+    coord.sync_now(space, server)
+    phones = {}
+    for name in ["李阿姨", "陈师傅"]:
+        inv = coord.create_invite(space, name, [linli.Role.RESIDENT])
+        coord.sync_now(space, server)
+        phones[name] = linli.LinliApp.open(str(tmp_path / name))
+        phones[name].join(inv.code, name, server)
+    li, chen = phones["李阿姨"], phones["陈师傅"]
+    li_id, chen_id = li.my_member(space), chen.my_member(space)
+    for p in (coord, li, chen):
+        p.sync_now(space, server)
+
+    # Chen offers to help; Li's mother is walked for 90 minutes (offline on both phones).
+    chen.post_offer(space, linli.OfferKind.OFFER, "care", "陪老人散步", "", "周末")
+    hours = chen.log_hours(space, li_id, None, "care", 90, int(time.time() * 1000) - 3_600_000, "陪李阿姨母亲散步")
+    assert chen.balance(space, chen_id).points == 0, "nothing moves before the confirmation"
+    chen.sync_now(space, server)
+    li.sync_now(space, server)
+    [todo] = li.hours_to_answer(space)
+    assert (todo.hours_id, todo.minutes, todo.status) == (hours, 90, "pending")
+    with pytest.raises(linli.LinliError.NotFound):
+        coord.confirm_hours(space, hours)  # the coordinator's phone has not seen them yet
+    coord.sync_now(space, server)
+    with pytest.raises(linli.LinliError.NotAllowed):
+        coord.confirm_hours(space, hours)  # only the recipient confirms
+    li.confirm_hours(space, hours)
+    li.sync_now(space, server)
+    chen.sync_now(space, server)
+    assert chen.balance(space, chen_id).points == 15
+    assert chen.hours(space, chen_id)[0].status == "confirmed"
+
+    # Bad input is the public error and changes nothing.
+    with pytest.raises(linli.LinliError.InvalidInput):
+        chen.log_hours(space, li_id, None, "care", 0, int(time.time() * 1000), "")
+    with pytest.raises(linli.LinliError.InvalidInput):
+        chen.transfer_points(space, li_id, 16, "")
+    with pytest.raises(linli.LinliError.NotFound):
+        chen.redeem_reward(space, "no-such-reward")
+    assert chen.balance(space, chen_id).points == 15
+
+    # Chen spends: a haircut, then nothing left to give.
+    chen.redeem_reward(space, "haircut")
+    assert chen.balance(space, chen_id).points == 0
+    chen.sync_now(space, server)
+    coord.sync_now(space, server)
+    li.sync_now(space, server)
+    assert [r.left for r in li.rewards(space)] == [0]
+    statement = chen.statement(space, chen_id, None, None)
+    assert [(l.reason, l.points, l.balance) for l in statement.lines] == [("hours", 15, 15), ("redeem", -15, 0)]
+
+    # Every phone ends with the same ledger; the coordinator's export opens in a spreadsheet.
+    for p in (coord, li, chen):
+        assert (p.balance(space, chen_id).points, p.balance(space, li_id).points) == (0, 0)
+        assert json.loads(p.ledger_totals_json(space, None, None))["issued"] == 15
+    rows = list(csv.reader(io.StringIO(coord.export_ledger_csv(space, None, None)[1:], newline="")))
+    assert [r[rows[0].index("reason")] for r in rows[1:]] == ["hours", "redeem"]
+    assert [(v.member_id, v.minutes) for v in coord.volunteer_hours(space, None, None)] == [(chen_id, 90)]
+    with pytest.raises(linli.LinliError.NotAllowed):
+        li.export_ledger_csv(space, None, None)
+
+    # Attending a consultation earns the meeting rule's points, once.
+    coord.add_participation_rule(space, linli.Participation.MEETING, None, 3)
+    meeting = coord.create_consultation(space, "十二月议事会", "2026-12-01", "活动室", [])
+    coord.mark_attendance(space, meeting, li_id, True)
+    coord.mark_attendance(space, meeting, li_id, True)
+    coord.edit_minutes(space, meeting, 0, 0, "会议开始。")
+    assert coord.minutes(space, meeting) == "会议开始。"
+    # A topic's follow-up task links the volunteer hours spent on it.
+    topic = li.raise_topic(space, "老人陪伴", "养老", "独居老人需要陪伴")
+    li.sync_now(space, server)
+    coord.sync_now(space, server)
+    coord.decide_topic(space, topic, "组织志愿者陪伴", None, [chen_id], "2026-12-31")
+    task = coord.add_task(space, topic, "每周陪伴", chen_id, "2026-12-31")
+    coord.update_task(space, topic, task, "done", "已完成首次陪伴", [hours])
+    with pytest.raises(linli.LinliError.NotFound):
+        coord.update_task(space, topic, task, "done", "", ["no-such-hours"])
+    coord.sync_now(space, server)
+    li.sync_now(space, server)
+    assert li.balance(space, li_id).points == 3
+    assert any(e.detail.endswith("(90 min volunteer hours)") for e in li.topic_timeline(space, topic))
+    assert "志愿服务 90 分钟" in li.topic_disclosure_markdown(space, topic)
+    for p in (coord, li, chen):
+        p.shutdown()
