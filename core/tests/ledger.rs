@@ -409,7 +409,35 @@ fn an_offline_double_spend_is_flagged_alike_everywhere_and_resolved() {
         ledger::resolve(t.r(1), &t.space, &fa[0].movement, Resolution::Void, "x"),
         Err(Error::NotAllowed(_))
     ));
+    // Two phones of the coordinator decide at once, offline: the office
+    // accepts, then the coordinator's phone voids. Replicas that hear them
+    // in either order keep the same, later decision.
+    let office = phone();
+    let me = t.coord.my_member(&t.space).expect("me");
+    t.coord
+        .edit_space(
+            &t.space,
+            &[SpaceEdit::AddDevice { member: me, device: office.device_id(), label: "办公室".into() }],
+        )
+        .expect("device");
+    push(&t.coord, &office, &t.space);
+    ledger::resolve(&office, &t.space, &fa[0].movement, Resolution::Accept, "先接受").expect("accept");
+    tick();
     ledger::resolve(&t.coord, &t.space, &fa[0].movement, Resolution::Void, "重复支付").expect("void");
+    let item = DocId::Item { item: format!("ledger-{}", year_of(now_ms())) };
+    let (from_office, from_phone) =
+        (common::all_changes(&office, &t.space, &item), common::all_changes(&t.coord, &t.space, &item));
+    push(&t.coord, &a, &t.space);
+    push(&t.coord, &b, &t.space);
+    for (r, order) in [(&a, [&from_office, &from_phone]), (&b, [&from_phone, &from_office])] {
+        for changes in order {
+            r.apply(&t.space, &item, changes.clone()).expect("apply");
+        }
+    }
+    for r in [&a, &b] {
+        assert_eq!(balance(r, &t.space, &li), 2, "the void stands on both replicas");
+    }
+    push(&office, &t.coord, &t.space);
     t.sync();
     push(&t.coord, &tablet, &t.space);
     for s in [&t.coord as &Store, t.r(0), t.r(1), t.r(2), &tablet] {
@@ -524,6 +552,8 @@ enum Op {
     /// Resident 0's phone confirms and her tablet declines, each the first
     /// hours given to her that it knows of: concurrent answers to merge.
     Torn,
+    /// Coordinator device `c` (of two) resolves the first flag it knows.
+    Resolve { c: usize, void: bool },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -532,8 +562,9 @@ fn op() -> impl Strategy<Value = Op> {
         (0usize..4, 0usize..3, prop::bool::weighted(0.8)).prop_map(|(d, n, confirm)| Op::Answer { d, n, confirm }),
         (0usize..4, 0usize..3, 1i64..20).prop_map(|(d, to, points)| Op::Give { d, to, points }),
         (0usize..4).prop_map(|d| Op::Redeem { d }),
-        (0usize..4, 0usize..4).prop_map(|(a, b)| Op::Meet { a, b }),
+        (0usize..6, 0usize..6).prop_map(|(a, b)| Op::Meet { a, b }),
         Just(Op::Torn),
+        (4usize..6, any::<bool>()).prop_map(|(c, void)| Op::Resolve { c, void }),
     ]
 }
 
@@ -555,7 +586,16 @@ proptest! {
         ledger::log_hours(t.r(1), &t.space, &hours_to(t.id(0), 60)).expect("log");
         t.sync();
         push(&t.coord, &tablet, &t.space);
-        let devices: [&Store; 4] = [t.r(0), &tablet, t.r(1), t.r(2)];
+        // The coordinator's second phone.
+        let office = phone();
+        let me = t.coord.my_member(&t.space).expect("me");
+        t.coord
+            .edit_space(&t.space, &[SpaceEdit::AddDevice { member: me, device: office.device_id(), label: "办公室".into() }])
+            .expect("device");
+        t.sync();
+        push(&t.coord, &office, &t.space);
+        push(&t.coord, &tablet, &t.space);
+        let devices: [&Store; 6] = [t.r(0), &tablet, t.r(1), t.r(2), &t.coord, &office];
         for op in &ops {
             match op {
                 Op::Log { d, to, minutes } => {
@@ -581,6 +621,12 @@ proptest! {
                     push(devices[*a], devices[*b], &t.space);
                     push(devices[*b], devices[*a], &t.space);
                 }
+                Op::Resolve { c, void } => {
+                    if let Some(f) = ledger::flags(devices[*c], &t.space).expect("flags").first() {
+                        let r = if *void { Resolution::Void } else { Resolution::Accept };
+                        ledger::resolve(devices[*c], &t.space, &f.movement, r, "核实").expect("resolve");
+                    }
+                }
                 Op::Torn => {
                     for (d, confirm) in [(0, true), (1, false)] {
                         if let Some(h) = ledger::hours(devices[d], &t.space, t.id(0)).expect("hours")
@@ -598,7 +644,7 @@ proptest! {
             tick();
         }
         let mut all = Vec::new();
-        for p in [&t.coord as &Store, t.r(0), &tablet, t.r(1), t.r(2)] {
+        for p in [&t.coord as &Store, t.r(0), &tablet, t.r(1), t.r(2), &office] {
             for d in p.doc_ids(&t.space).expect("docs") {
                 for c in p.changes_since(&t.space, &d, &[]).expect("changes") {
                     all.push((d.clone(), c));

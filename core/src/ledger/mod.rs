@@ -8,10 +8,11 @@
 //!   limits `limit/<member>`.
 //! * `own/<member>/pub/ledger-<year>` (that member's devices): hours given
 //!   `h/<id>`, answers to hours received `c/<hours>`, transfers and
-//!   redemptions `d/<id>`, activity sign-ups `j/<activity>`, offers and
-//!   requests `o/<id>`. Hours and debits are keyed `<member>-<year>-<random>`.
+//!   redemptions `d/<id>`, activity sign-ups `j/<activity>/<stamp>`, offers
+//!   and requests `o/<id>`. Hours, debits and offers are keyed
+//!   `<member>-<year>-<random>` and live in that year's document.
 //! * `item/ledger-<year>` (coordinators): decisions on hours `c/<hours>` and
-//!   resolutions of flags `r/<movement>`.
+//!   resolutions of flags `r/<movement>/<stamp>`.
 //! * `item/<activity>` (coordinators): a volunteer activity and its
 //!   check-ins `i/<member>`, each a credit.
 //!
@@ -434,9 +435,11 @@ pub struct Offer {
     pub at: i64,
 }
 
+/// An offer and its status changes stay in the document of the year it was
+/// posted (its id says which), so one entry holds it.
 fn write_offer(store: &Store, space: &str, id: &str, input: &OfferInput, status: &str) -> Result<()> {
     let me = store.my_member(space)?;
-    store.write(space, &ledger_doc(&me, year_of(now_ms())), |tx| {
+    store.write(space, &ledger_doc(&me, year_of_entry(id)?), |tx| {
         let o = tx.put_object(ROOT, format!("o/{id}"), ObjType::Map)?;
         tx.put(&o, "kind", input.kind.as_str())?;
         tx.put(&o, "category", input.category.as_str())?;
@@ -458,7 +461,7 @@ pub fn post_offer(store: &Store, space: &str, input: &OfferInput) -> Result<Stri
         return Err(Error::Invalid("the description or availability is too long".into()));
     }
     category_exists(store, space, &input.category)?;
-    let id = format!("{me}-{}", new_id()?);
+    let id = entry_id(&me, year_of(now_ms()))?;
     write_offer(store, space, &id, input, "open")?;
     Ok(id)
 }
@@ -826,13 +829,16 @@ pub fn activities(store: &Store, space: &str) -> Result<Vec<Activity>> {
 }
 
 /// Sign up for an activity (or withdraw): the entry is in the member's own
-/// document, so it is theirs alone.
+/// document, so it is theirs alone. Each sign-up or withdrawal is a new
+/// entry (`j/<activity>/<stamp>`) and the latest counts, so two devices of
+/// the member never write the same key.
 pub fn sign_up(store: &Store, space: &str, activity_id: &str, join: bool) -> Result<()> {
     let me = store.my_member(space)?;
     activity(store, space, activity_id)?;
     let now = now_ms();
+    let stamp = format!("{now:013}-{}", new_id()?);
     store.write(space, &ledger_doc(&me, year_of(now)), |tx| {
-        let j = tx.put_object(ROOT, format!("j/{activity_id}"), ObjType::Map)?;
+        let j = tx.put_object(ROOT, format!("j/{activity_id}/{stamp}"), ObjType::Map)?;
         tx.put(&j, "withdrawn", !join)?;
         tx.put(&j, "at", now)?;
         Ok(())
@@ -1045,7 +1051,9 @@ pub fn resolve(store: &Store, space: &str, movement: &str, resolution: Resolutio
     let now = now_ms();
     store.write(space, &coordination(year_of(now)), |tx| {
         kind(tx, "ledger")?;
-        let r = tx.put_object(ROOT, format!("r/{movement}"), ObjType::Map)?;
+        // A new entry each time (`r/<movement>/<stamp>`): the latest
+        // decision stands, and no two coordinators write the same key.
+        let r = tx.put_object(ROOT, format!("r/{movement}/{now:013}-{}", new_id()?), ObjType::Map)?;
         tx.put(
             &r,
             "resolution",

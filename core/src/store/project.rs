@@ -350,9 +350,9 @@ fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Autom
                     receipt_of(doc, &e)
                 ])?;
             }
-        } else if let Some(activity) = key.strip_prefix("j/") {
-            // A sign-up may sit in two years' documents: the later wins,
-            // a withdrawal on a tie, whatever order they arrive in.
+        } else if let Some((activity, _stamp)) = key.strip_prefix("j/").and_then(|k| k.split_once('/')) {
+            // Sign-ups are append-only entries: the latest counts (a
+            // withdrawal on a tie), whatever order they arrive in.
             tx.prepare_cached(
                 "INSERT INTO activity_signups (space_id, activity_id, member, withdrawn, at) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (space_id, activity_id, member) DO UPDATE SET withdrawn = excluded.withdrawn, at = excluded.at
@@ -360,7 +360,7 @@ fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Autom
             )?
             .execute(params![space, activity, author, get_bool(doc, &e, "withdrawn").unwrap_or(false), i("at")])?;
         } else if let Some(id) = key.strip_prefix("o/")
-            && owned(author, id)
+            && entry_of(id).is_some_and(|(a, y)| a == author && y == year)
         {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO offers (space_id, offer_id, author, kind, category_id, title, description,
@@ -482,9 +482,10 @@ fn ledger_item(tx: &Connection, space: &str, year: u16, doc: &Automerge, writes:
             if entry_of(id).is_some_and(|(_, y)| y == year) {
                 answer(tx, space, id, COORDINATORS, &s("by"), &s("answer"), &s("reason"), at, receipt_of(doc, &e))?;
             }
-        } else if let Some(movement) = key.strip_prefix("r/") {
-            // A flag resolved in two years' documents: the later decision
-            // stands, whatever order they arrive in.
+        } else if let Some((movement, _stamp)) = key.strip_prefix("r/").and_then(|k| k.rsplit_once('/')) {
+            // Resolutions are append-only entries (`r/<movement>/<stamp>`),
+            // possibly in several years' documents: the latest stands,
+            // whatever order they arrive in.
             tx.prepare_cached(
                 "INSERT INTO ledger_resolutions (space_id, movement_id, resolution, reason, by_member, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
