@@ -18,9 +18,11 @@ uniffi::setup_scaffolding!();
 
 mod forum;
 mod points;
+mod register;
 
 pub use forum::*;
 pub use points::*;
+pub use register::*;
 
 /// The errors an app acts on. Messages carry no personal data.
 #[derive(Debug, thiserror::Error, uniffi::Error)]

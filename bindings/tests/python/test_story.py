@@ -339,5 +339,8 @@ def test_points_for_services_through_the_server(tmp_path, server):
     assert li.balance(space, li_id).points == 3
     assert any(e.detail.endswith("(90 min volunteer hours)") for e in li.topic_timeline(space, topic))
     assert "志愿服务 90 分钟" in li.topic_disclosure_markdown(space, topic)
+    assert {"consultation"} <= {i.kind for i in li.items(space, 0, 50)}
+    with pytest.raises(linli.LinliError.InvalidInput):
+        coord.revoke_device(space, li_id, "not-hex")
     for p in (coord, li, chen):
         p.shutdown()
