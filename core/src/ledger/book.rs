@@ -209,29 +209,46 @@ fn hours(conn: &Connection, space: &str, account: Option<&str>, rates: &Rates, b
             book.aside(entry, "a volunteer cannot confirm their own hours");
             continue;
         }
-        if !(1..=MAX_MINUTES).contains(&minutes) {
-            book.aside(entry, "minutes out of range");
-            continue;
-        }
-        let Some(rate) = rate else {
-            book.aside(entry, "the category has no rate");
-            continue;
-        };
-        let m = Movement {
-            receipt: receipt(rcpt, &entry),
-            id: entry,
-            from: COMMUNITY.into(),
-            to: volunteer,
-            points: points_for(minutes, rate),
-            at,
-            author: by,
-            reason: "hours".into(),
-            link: Some(id),
-            reward: None,
-        };
-        book.push(m, Detail { category, minutes, note, counterpart: recipient });
+        let detail = Detail { category, minutes, note, counterpart: recipient };
+        credit(book, Credit { entry, to: volunteer, rate, at, by, rcpt, reason: "hours", link: id }, detail);
     }
     Ok(())
+}
+
+/// Points from the community for minutes of service.
+struct Credit {
+    entry: String,
+    to: String,
+    rate: Option<i64>,
+    at: i64,
+    by: String,
+    rcpt: Vec<u8>,
+    reason: &'static str,
+    link: String,
+}
+
+/// Credit minutes of service at their category's rate, or set the entry
+/// aside with the reason it can never move points.
+fn credit(book: &mut Book, c: Credit, detail: Detail) {
+    if !(1..=MAX_MINUTES).contains(&detail.minutes) {
+        return book.aside(c.entry, "minutes out of range");
+    }
+    let Some(rate) = c.rate else {
+        return book.aside(c.entry, "the category has no rate");
+    };
+    let m = Movement {
+        receipt: receipt(c.rcpt, &c.entry),
+        points: points_for(detail.minutes, rate),
+        id: c.entry,
+        from: COMMUNITY.into(),
+        to: c.to,
+        at: c.at,
+        author: c.by,
+        reason: c.reason.into(),
+        link: Some(c.link),
+        reward: None,
+    };
+    book.push(m, detail);
 }
 
 /// Check-ins at activities: a coordinator's credit, one per member.
@@ -261,27 +278,8 @@ fn checkins(conn: &Connection, space: &str, account: Option<&str>, rates: &Rates
         let (activity, member, minutes, by, at, rcpt, category, title, starts_at) = row?;
         let rate = rates.at(&category, starts_at);
         let entry = format!("a/{activity}/{member}");
-        if !(1..=MAX_MINUTES).contains(&minutes) {
-            book.aside(entry, "minutes out of range");
-            continue;
-        }
-        let Some(rate) = rate else {
-            book.aside(entry, "the category has no rate");
-            continue;
-        };
-        let m = Movement {
-            receipt: receipt(rcpt, &entry),
-            id: entry,
-            from: COMMUNITY.into(),
-            to: member,
-            points: points_for(minutes, rate),
-            at,
-            author: by,
-            reason: "activity".into(),
-            link: Some(activity),
-            reward: None,
-        };
-        book.push(m, Detail { category, minutes, note: title, ..Detail::default() });
+        let detail = Detail { category, minutes, note: title, ..Detail::default() };
+        credit(book, Credit { entry, to: member, rate, at, by, rcpt, reason: "activity", link: activity }, detail);
     }
     Ok(())
 }
