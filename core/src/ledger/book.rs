@@ -48,8 +48,6 @@ pub struct Detail {
     pub category: String,
     pub minutes: i64,
     pub note: String,
-    /// Whom the hours were given to.
-    pub counterpart: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -121,7 +119,7 @@ impl Rates {
 
 /// Without statistics SQLite prefers a table's primary key (space first)
 /// to an account's index: name the index when reading one account.
-fn hint(account: Option<&str>, index: &str) -> String {
+pub fn hint(account: Option<&str>, index: &str) -> String {
     if account.is_some() { format!("INDEXED BY {index}") } else { String::new() }
 }
 
@@ -139,6 +137,31 @@ pub fn load(conn: &Connection, space: &str, account: Option<&str>) -> Result<Boo
     checkins(conn, space, account, &rates, &mut book)?;
     debits(conn, space, account, &mut book)?;
     participation(conn, space, account, &mut book)?;
+    terms(conn, space, &mut book)?;
+    Ok(book)
+}
+
+/// Only what decides the rewards' stock: every redemption of a reward with
+/// a stock, and the terms they settle under.
+pub fn load_stock(conn: &Connection, space: &str) -> Result<Book> {
+    let mut book = Book::default();
+    debits_where(
+        conn,
+        space,
+        None,
+        "INDEXED BY ledger_debits_by_reward",
+        &format!("{STOCKED} AND ?2 IS NULL"),
+        &mut book,
+    )?;
+    terms(conn, space, &mut book)?;
+    Ok(book)
+}
+
+/// Debits of rewards that have a stock.
+const STOCKED: &str = "d.reward_id IN (SELECT reward_id FROM ledger_rewards WHERE space_id = ?1 AND stock IS NOT NULL)";
+
+/// Limits, stock and resolutions: the terms the book settles under.
+fn terms(conn: &Connection, space: &str, book: &mut Book) -> Result<()> {
     let mut stmt = conn.prepare_cached("SELECT member, min_balance FROM ledger_limits WHERE space_id = ?1")?;
     for row in stmt.query_map(params![space], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
         let (m, min) = row?;
@@ -159,96 +182,161 @@ pub fn load(conn: &Connection, space: &str, account: Option<&str>) -> Result<Boo
             _ => None,
         };
     }
-    Ok(book)
+    Ok(())
 }
 
-/// Hours: credited once confirmed. A coordinator's decision, when there is
-/// one, overrides the recipient's answer (that is how a dispute ends).
-fn hours(conn: &Connection, space: &str, account: Option<&str>, rates: &Rates, book: &mut Book) -> Result<()> {
+/// An answer to hours: by the recipient, or a coordinators' decision.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub confirm: bool,
+    pub reason: String,
+    pub by: String,
+    pub at: i64,
+    /// The hash of the change that wrote it.
+    pub receipt: Vec<u8>,
+}
+
+/// Hours as logged, with the answers they have.
+#[derive(Debug, Clone)]
+pub struct HoursRow {
+    pub id: String,
+    pub volunteer: String,
+    /// Empty for hours given to an activity.
+    pub recipient: String,
+    pub activity: String,
+    pub category: String,
+    pub minutes: i64,
+    pub on: i64,
+    pub note: String,
+    pub at: i64,
+    pub coordinators: Option<Answer>,
+    pub by_recipient: Option<Answer>,
+}
+
+/// Where hours stand. The one rule both the ledger and the hours list use.
+#[derive(Debug)]
+pub enum Outcome<'a> {
+    /// No answer yet.
+    Pending,
+    /// Declined by the recipient, or rejected by a coordinator.
+    Refused { by_coordinators: bool, reason: &'a str },
+    /// Confirmed, but they can never move points.
+    SetAside(&'static str),
+    /// Credited: the movement `community → volunteer`.
+    Credit { by_coordinators: bool, answer: &'a Answer, points: i64 },
+}
+
+impl HoursRow {
+    /// A coordinators' decision, when there is one, overrides the
+    /// recipient's answer: that is how a dispute ends.
+    pub fn outcome(&self, rates: &Rates) -> Outcome<'_> {
+        let (answer, by_coordinators) = match (&self.coordinators, &self.by_recipient) {
+            (Some(c), _) => (c, true),
+            (None, Some(r)) => (r, false),
+            (None, None) => return Outcome::Pending,
+        };
+        if !answer.confirm {
+            return Outcome::Refused { by_coordinators, reason: &answer.reason };
+        }
+        if answer.by == self.volunteer {
+            return Outcome::SetAside("a volunteer cannot confirm their own hours");
+        }
+        match points(self.minutes, rates.at(&self.category, self.on)) {
+            Ok(points) => Outcome::Credit { by_coordinators, answer, points },
+            Err(reason) => Outcome::SetAside(reason),
+        }
+    }
+}
+
+/// Hours matching `clause` (on `?2 = arg`), read through `index` (see [`hint`]).
+pub fn hours_rows(
+    conn: &Connection,
+    space: &str,
+    index: &str,
+    clause: &str,
+    arg: Option<&str>,
+) -> Result<Vec<HoursRow>> {
     let sql = format!(
-        "SELECT h.hours_id, h.volunteer, h.recipient, h.category_id, h.minutes, h.note,
-                c.answer, c.by_member, c.at, c.receipt, r.answer, r.at, r.receipt, h.on_ms
-         FROM ledger_hours h {}
+        "SELECT h.hours_id, h.volunteer, h.recipient, h.activity_id, h.category_id, h.minutes, h.on_ms, h.note, h.at,
+                c.answer, c.reason, c.by_member, c.at, c.receipt,
+                r.answer, r.reason, r.by_member, r.at, r.receipt
+         FROM ledger_hours h {index}
          LEFT JOIN ledger_answers c ON c.space_id = h.space_id AND c.hours_id = h.hours_id AND c.source = '{COORDINATORS}'
          LEFT JOIN ledger_answers r ON r.space_id = h.space_id AND r.hours_id = h.hours_id AND r.source = h.recipient
               AND h.recipient <> ''
-         WHERE h.space_id = ?1 AND {}",
-        hint(account, "ledger_hours_by_volunteer"),
-        only(account, "h.volunteer = ?2")
+         WHERE h.space_id = ?1 AND {clause}"
     );
-    type Decider = (Option<String>, Option<String>, Option<i64>, Option<Vec<u8>>);
-    fn decider(r: &rusqlite::Row<'_>, at: [usize; 4]) -> rusqlite::Result<Decider> {
-        Ok((r.get(at[0])?, r.get(at[1])?, r.get(at[2])?, r.get(at[3])?))
+    fn answer(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<Option<Answer>> {
+        let Some(a) = r.get::<_, Option<String>>(from)? else { return Ok(None) };
+        Ok(Some(Answer {
+            confirm: a == "confirm",
+            reason: r.get::<_, Option<String>>(from + 1)?.unwrap_or_default(),
+            by: r.get::<_, Option<String>>(from + 2)?.unwrap_or_default(),
+            at: r.get::<_, Option<i64>>(from + 3)?.unwrap_or_default(),
+            receipt: r.get::<_, Option<Vec<u8>>>(from + 4)?.unwrap_or_default(),
+        }))
     }
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![space, account], |r| {
-        Ok((
-            (
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, String>(5)?,
-            ),
-            decider(r, [6, 7, 8, 9])?,
-            decider(r, [10, 2, 11, 12])?,
-            r.get::<_, i64>(13)?,
-        ))
+    let rows = stmt.query_map(params![space, arg], |r| {
+        Ok(HoursRow {
+            id: r.get(0)?,
+            volunteer: r.get(1)?,
+            recipient: r.get(2)?,
+            activity: r.get(3)?,
+            category: r.get(4)?,
+            minutes: r.get(5)?,
+            on: r.get(6)?,
+            note: r.get(7)?,
+            at: r.get(8)?,
+            coordinators: answer(r, 9)?,
+            by_recipient: answer(r, 14)?,
+        })
     })?;
-    for row in rows {
-        let ((id, volunteer, recipient, category, minutes, note), coordinator, by_recipient, on) = row?;
-        let rate = rates.at(&category, on);
-        let decider = if coordinator.0.is_some() { coordinator } else { by_recipient };
-        let (Some(answer), Some(by), Some(at), Some(rcpt)) = decider else { continue };
-        if answer != "confirm" {
-            continue;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Hours credited once confirmed.
+fn hours(conn: &Connection, space: &str, account: Option<&str>, rates: &Rates, book: &mut Book) -> Result<()> {
+    let index = hint(account, "ledger_hours_by_volunteer");
+    for h in hours_rows(conn, space, &index, &only(account, "h.volunteer = ?2"), account)? {
+        let entry = format!("h/{}", h.id);
+        match h.outcome(rates) {
+            Outcome::Pending | Outcome::Refused { .. } => {}
+            Outcome::SetAside(reason) => book.aside(entry, reason),
+            Outcome::Credit { answer, points, .. } => {
+                let by = (answer.by.clone(), answer.at, answer.receipt.clone());
+                let m = issued(entry, h.volunteer.clone(), points, by, "hours", h.id.clone());
+                book.push(m, Detail { category: h.category, minutes: h.minutes, note: h.note });
+            }
         }
-        let entry = format!("h/{id}");
-        if by == volunteer {
-            book.aside(entry, "a volunteer cannot confirm their own hours");
-            continue;
-        }
-        let detail = Detail { category, minutes, note, counterpart: recipient };
-        credit(book, Credit { entry, to: volunteer, rate, at, by, rcpt, reason: "hours", link: id }, detail);
     }
     Ok(())
 }
 
-/// Points from the community for minutes of service.
-struct Credit {
-    entry: String,
-    to: String,
-    rate: Option<i64>,
-    at: i64,
-    by: String,
-    rcpt: Vec<u8>,
-    reason: &'static str,
-    link: String,
+/// Points issued by the community for service; `by` is who credited them,
+/// when, and the hash of that change.
+fn issued(entry: String, to: String, points: i64, by: (String, i64, Vec<u8>), reason: &str, link: String) -> Movement {
+    let (author, at, rcpt) = by;
+    Movement {
+        receipt: receipt(rcpt, &entry),
+        id: entry,
+        from: COMMUNITY.into(),
+        to,
+        points,
+        at,
+        author,
+        reason: reason.into(),
+        link: Some(link),
+        reward: None,
+    }
 }
 
-/// Credit minutes of service at their category's rate, or set the entry
-/// aside with the reason it can never move points.
-fn credit(book: &mut Book, c: Credit, detail: Detail) {
-    if !(1..=MAX_MINUTES).contains(&detail.minutes) {
-        return book.aside(c.entry, "minutes out of range");
+/// The points `minutes` of service earn at `rate`, or why they never can.
+fn points(minutes: i64, rate: Option<i64>) -> Result<i64, &'static str> {
+    if !(1..=MAX_MINUTES).contains(&minutes) {
+        return Err("minutes out of range");
     }
-    let Some(rate) = c.rate else {
-        return book.aside(c.entry, "the category has no rate");
-    };
-    let m = Movement {
-        receipt: receipt(c.rcpt, &c.entry),
-        points: points_for(detail.minutes, rate),
-        id: c.entry,
-        from: COMMUNITY.into(),
-        to: c.to,
-        at: c.at,
-        author: c.by,
-        reason: c.reason.into(),
-        link: Some(c.link),
-        reward: None,
-    };
-    book.push(m, detail);
+    rate.map(|r| points_for(minutes, r)).ok_or("the category has no rate")
 }
 
 /// Check-ins at activities: a coordinator's credit, one per member.
@@ -278,8 +366,13 @@ fn checkins(conn: &Connection, space: &str, account: Option<&str>, rates: &Rates
         let (activity, member, minutes, by, at, rcpt, category, title, starts_at) = row?;
         let rate = rates.at(&category, starts_at);
         let entry = format!("a/{activity}/{member}");
-        let detail = Detail { category, minutes, note: title, ..Detail::default() };
-        credit(book, Credit { entry, to: member, rate, at, by, rcpt, reason: "activity", link: activity }, detail);
+        match points(minutes, rate) {
+            Err(reason) => book.aside(entry, reason),
+            Ok(points) => {
+                let m = issued(entry, member, points, (by, at, rcpt), "activity", activity);
+                book.push(m, Detail { category, minutes, note: title });
+            }
+        }
     }
     Ok(())
 }
@@ -287,20 +380,16 @@ fn checkins(conn: &Connection, space: &str, account: Option<&str>, rates: &Rates
 /// Transfers and redemptions, written by the payer's devices.
 fn debits(conn: &Connection, space: &str, account: Option<&str>, book: &mut Book) -> Result<()> {
     // One query per way a debit touches the account, each on its index.
-    let ways: &[(&str, &str)] = if account.is_some() {
-        &[
-            ("INDEXED BY ledger_debits_by_payer", "d.payer = ?2"),
-            ("INDEXED BY ledger_debits_by_payee", "d.payee = ?2 AND d.payer <> ?2"),
-            (
-                "INDEXED BY ledger_debits_by_reward",
-                "d.reward_id IN (SELECT reward_id FROM ledger_rewards WHERE space_id = ?1 AND stock IS NOT NULL)
-                 AND d.payer <> ?2 AND d.payee <> ?2",
-            ),
+    let ways: Vec<(&str, String)> = if account.is_some() {
+        vec![
+            ("INDEXED BY ledger_debits_by_payer", "d.payer = ?2".into()),
+            ("INDEXED BY ledger_debits_by_payee", "d.payee = ?2 AND d.payer <> ?2".into()),
+            ("INDEXED BY ledger_debits_by_reward", format!("{STOCKED} AND d.payer <> ?2 AND d.payee <> ?2")),
         ]
     } else {
-        &[("", "?2 IS NULL")]
+        vec![("", "?2 IS NULL".into())]
     };
-    for (index, clause) in ways {
+    for (index, clause) in &ways {
         debits_where(conn, space, account, index, clause, book)?;
     }
     Ok(())
@@ -316,7 +405,7 @@ fn debits_where(
 ) -> Result<()> {
     let sql = format!(
         "SELECT d.debit_id, d.payer, d.payee, d.points, d.kind, d.reward_id, d.note, d.at, d.receipt,
-                w.provider, w.stock IS NOT NULL,
+                w.provider,
                 COALESCE(
                   (SELECT price FROM ledger_prices p WHERE p.space_id = ?1 AND p.reward_id = d.reward_id
                       AND p.from_ms <= d.at ORDER BY p.from_ms DESC LIMIT 1),
@@ -341,7 +430,7 @@ fn debits_where(
             r.get::<_, i64>(7)?,
             r.get::<_, Vec<u8>>(8)?,
             r.get::<_, Option<String>>(9)?,
-            r.get::<_, Option<i64>>(11)?,
+            r.get::<_, Option<i64>>(10)?,
         ))
     })?;
     for row in rows {

@@ -209,7 +209,13 @@ pub fn set_reward(store: &Store, space: &str, input: &RewardInput) -> Result<Str
         active_member(store, space, &provider)?;
     }
     let id = id_or_new(input.id.as_deref())?;
-    let current = rewards(store, space)?.into_iter().find(|r| r.id == id).map(|r| r.price);
+    let current: Option<i64> = store.query(|c| {
+        Ok(c.prepare_cached(
+            "SELECT price FROM ledger_prices WHERE space_id = ?1 AND reward_id = ?2 ORDER BY from_ms DESC LIMIT 1",
+        )?
+        .query_row(params![space, id], |r| r.get(0))
+        .optional()?)
+    })?;
     let now = now_ms();
     store.write(space, &catalogue(), |tx| {
         kind(tx, "points")?;
@@ -251,7 +257,7 @@ pub fn rewards(store: &Store, space: &str) -> Result<Vec<Reward>> {
         let out: Vec<Reward> = rows.collect::<Result<_, _>>()?;
         let mut taken: BTreeMap<String, i64> = BTreeMap::new();
         if out.iter().any(|r| r.stock.is_some()) {
-            let b = book::load(c, space, Some(COMMUNITY))?;
+            let b = book::load_stock(c, space)?;
             let s = settle(&b.movements, &b.limits, &b.stock, &b.resolutions);
             let applied: BTreeSet<&String> = s.order.iter().collect();
             for m in b.movements.iter().filter(|m| applied.contains(&m.id)) {
@@ -602,7 +608,7 @@ pub fn log_hours(store: &Store, space: &str, input: &HoursInput) -> Result<Strin
 }
 
 fn the_hours(store: &Store, space: &str, id: &str) -> Result<Hours> {
-    hours_where(store, space, "h.hours_id = ?2", id)?.pop().ok_or_else(|| Error::NotFound("hours".into()))
+    hours_where(store, space, "", "h.hours_id = ?2", id)?.pop().ok_or_else(|| Error::NotFound("hours".into()))
 }
 
 fn write_answer(store: &Store, space: &str, doc: &DocId, hours: &str, answer: &str, reason: &str) -> Result<()> {
@@ -665,8 +671,8 @@ pub fn decide_hours(store: &Store, space: &str, hours: &str, credit: bool, reaso
 
 /// Hours given or received by `member`, newest first.
 pub fn hours(store: &Store, space: &str, member: &str) -> Result<Vec<Hours>> {
-    let mut out = hours_where(store, space, "h.volunteer = ?2", member)?;
-    out.extend(hours_where(store, space, "h.recipient = ?2", member)?);
+    let mut out = hours_where(store, space, BY_VOLUNTEER, "h.volunteer = ?2", member)?;
+    out.extend(hours_where(store, space, BY_RECIPIENT, "h.recipient = ?2", member)?);
     out.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
     Ok(out)
 }
@@ -675,12 +681,12 @@ pub fn hours(store: &Store, space: &str, member: &str) -> Result<Vec<Hours>> {
 /// for coordinators, declined hours and activity hours to decide.
 pub fn hours_to_answer(store: &Store, space: &str) -> Result<Vec<Hours>> {
     let me = store.my_member(space)?;
-    let mut out: Vec<Hours> = hours_where(store, space, "h.recipient = ?2", &me)?
+    let mut out: Vec<Hours> = hours_where(store, space, BY_RECIPIENT, "h.recipient = ?2", &me)?
         .into_iter()
         .filter(|h| h.status == HoursStatus::Pending)
         .collect();
     if store.my_coordinator(space, "decide").is_ok() {
-        out.extend(hours_where(store, space, "h.volunteer <> ?2", &me)?.into_iter().filter(|h| {
+        out.extend(hours_where(store, space, "", "h.volunteer <> ?2", &me)?.into_iter().filter(|h| {
             matches!(h.status, HoursStatus::Declined { .. })
                 || (h.status == HoursStatus::Pending && h.activity.is_some())
         }));
@@ -690,72 +696,49 @@ pub fn hours_to_answer(store: &Store, space: &str) -> Result<Vec<Hours>> {
     Ok(out)
 }
 
-fn hours_where(store: &Store, space: &str, clause: &str, arg: &str) -> Result<Vec<Hours>> {
-    let index = match clause {
-        "h.volunteer = ?2" => "INDEXED BY ledger_hours_by_volunteer",
-        "h.recipient = ?2" => "INDEXED BY ledger_hours_by_recipient",
-        _ => "",
-    };
-    let sql = format!(
-        "SELECT h.hours_id, h.volunteer, h.recipient, h.activity_id, h.category_id, h.minutes, h.on_ms, h.note, h.at,
-                c.answer, c.reason, r.answer, r.reason
-         FROM ledger_hours h {index}
-         LEFT JOIN ledger_answers c ON c.space_id = h.space_id AND c.hours_id = h.hours_id AND c.source = '{}'
-         LEFT JOIN ledger_answers r ON r.space_id = h.space_id AND r.hours_id = h.hours_id AND r.source = h.recipient
-              AND h.recipient <> ''
-         WHERE h.space_id = ?1 AND {clause}",
-        book::COORDINATORS
-    );
-    let (mut rows, set_aside, points) = store.query(|c| {
-        let mut stmt = c.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![space, arg], |r| {
-            let coordinator: (Option<String>, Option<String>) = (r.get(9)?, r.get(10)?);
-            let recipient: (Option<String>, Option<String>) = (r.get(11)?, r.get(12)?);
-            let status = match (coordinator, recipient) {
-                ((Some(a), _), _) if a == "confirm" => HoursStatus::Credited,
-                ((Some(_), reason), _) => HoursStatus::Rejected { reason: reason.unwrap_or_default() },
-                (_, (Some(a), _)) if a == "confirm" => HoursStatus::Confirmed,
-                (_, (Some(_), reason)) => HoursStatus::Declined { reason: reason.unwrap_or_default() },
-                _ => HoursStatus::Pending,
-            };
-            Ok(Hours {
-                id: r.get(0)?,
-                volunteer: r.get(1)?,
-                recipient: Some(r.get::<_, String>(2)?).filter(|s| !s.is_empty()),
-                activity: Some(r.get::<_, String>(3)?).filter(|s| !s.is_empty()),
-                category: r.get(4)?,
-                minutes: r.get(5)?,
-                on: r.get(6)?,
-                note: r.get(7)?,
-                at: r.get(8)?,
-                status,
-                points: None,
+const BY_VOLUNTEER: &str = "INDEXED BY ledger_hours_by_volunteer";
+const BY_RECIPIENT: &str = "INDEXED BY ledger_hours_by_recipient";
+
+/// Hours matching `clause` on `?2 = arg`, read through `index`, with where they stand.
+fn hours_where(store: &Store, space: &str, index: &str, clause: &str, arg: &str) -> Result<Vec<Hours>> {
+    store.query(|c| {
+        let rates = book::Rates::load(c, space)?;
+        let rows = book::hours_rows(c, space, index, clause, Some(arg))?;
+        Ok(rows
+            .iter()
+            .map(|h| {
+                let (status, points) = match h.outcome(&rates) {
+                    book::Outcome::Pending => (HoursStatus::Pending, None),
+                    book::Outcome::Refused { by_coordinators: true, reason } => {
+                        (HoursStatus::Rejected { reason: reason.into() }, None)
+                    }
+                    book::Outcome::Refused { by_coordinators: false, reason } => {
+                        (HoursStatus::Declined { reason: reason.into() }, None)
+                    }
+                    book::Outcome::SetAside(reason) => (HoursStatus::SetAside { reason: reason.into() }, None),
+                    book::Outcome::Credit { by_coordinators: true, points, .. } => {
+                        (HoursStatus::Credited, Some(points))
+                    }
+                    book::Outcome::Credit { by_coordinators: false, points, .. } => {
+                        (HoursStatus::Confirmed, Some(points))
+                    }
+                };
+                Hours {
+                    id: h.id.clone(),
+                    volunteer: h.volunteer.clone(),
+                    recipient: Some(h.recipient.clone()).filter(|s| !s.is_empty()),
+                    activity: Some(h.activity.clone()).filter(|s| !s.is_empty()),
+                    category: h.category.clone(),
+                    minutes: h.minutes,
+                    on: h.on,
+                    note: h.note.clone(),
+                    at: h.at,
+                    status,
+                    points,
+                }
             })
-        })?;
-        let rows: Vec<Hours> = rows.collect::<Result<_, _>>()?;
-        // Points and set-aside reasons come from the book of the volunteers.
-        let mut set_aside = BTreeMap::new();
-        let mut points = BTreeMap::new();
-        let volunteers: BTreeSet<&str> = rows.iter().map(|h| h.volunteer.as_str()).collect();
-        for v in volunteers {
-            let b = book::load(c, space, Some(v))?;
-            for s in b.set_aside {
-                set_aside.insert(s.entry, s.reason);
-            }
-            for m in b.movements {
-                points.insert(m.id, m.points);
-            }
-        }
-        Ok((rows, set_aside, points))
-    })?;
-    for h in &mut rows {
-        let key = format!("h/{}", h.id);
-        if let Some(reason) = set_aside.get(&key) {
-            h.status = HoursStatus::SetAside { reason: reason.clone() };
-        }
-        h.points = points.get(&key).copied();
-    }
-    Ok(rows)
+            .collect())
+    })
 }
 
 // ---------------------------------------------------------------------------
