@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use automerge::ROOT;
 use automerge::transaction::Transactable;
-use common::{Phone, craft, join, phone, push, shuffled};
+use common::{Phone, craft, deliver_shuffled, every_change, join, phone, push};
 use linli_core::Error;
 use linli_core::doc::DocId;
 use linli_core::identity::DeviceKey;
@@ -643,27 +643,10 @@ proptest! {
             }
             tick();
         }
-        let mut all = Vec::new();
-        for p in [&t.coord as &Store, t.r(0), &tablet, t.r(1), t.r(2), &office] {
-            for d in p.doc_ids(&t.space).expect("docs") {
-                for c in p.changes_since(&t.space, &d, &[]).expect("changes") {
-                    all.push((d.clone(), c));
-                }
-            }
-        }
+        let all = every_change(&[&t.coord as &Store, t.r(0), &tablet, t.r(1), t.r(2), &office], &t.space);
         let replicas = [phone(), phone(), phone()];
         for (k, r) in replicas.iter().enumerate() {
-            let mut pending = shuffled(&all, seed.wrapping_add(k as u64));
-            pending.sort_by_key(|(d, _)| *d != DocId::Space);
-            for _ in 0..10 {
-                let mut next = Vec::new();
-                for (d, c) in pending {
-                    let rep = r.apply(&t.space, &d, vec![c.clone()]).expect("apply");
-                    if !rep.missing_deps.is_empty() { next.push((d, c)); }
-                }
-                pending = next;
-            }
-            prop_assert!(pending.is_empty());
+            prop_assert!(deliver_shuffled(r, &t.space, &all, seed.wrapping_add(k as u64)));
         }
         let settled = |s: &Store| {
             let (b, settled) = ledger::ledger(s, &t.space).expect("ledger");

@@ -4,7 +4,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{join, phone, push, shuffled};
+use common::{deliver_shuffled, every_change, join, phone, push, shuffled};
 use linli_core::doc::DocId;
 use linli_core::poll::{
     self, BallotVisibility, Cast, Eligibility, Grant, Matter, Mode, Stage, Vote, VoteKind, VoteSpec, Voter,
@@ -340,26 +340,9 @@ proptest! {
             }
         }
         let replicas = [phone(), phone(), phone()];
-        let mut all = Vec::new();
-        for p in std::iter::once(&m.coord).chain(m.residents.iter().map(|(p, _)| p)) {
-            for d in p.doc_ids(&m.space).expect("docs") {
-                for c in p.changes_since(&m.space, &d, &[]).expect("changes") {
-                    all.push((d.clone(), c));
-                }
-            }
-        }
+        let all = every_change(&std::iter::once(&*m.coord).chain(m.residents.iter().map(|(p, _)| &**p)).collect::<Vec<&linli_core::store::Store>>(), &m.space);
         for (k, r) in replicas.iter().enumerate() {
-            let mut pending = shuffled(&all, seed.wrapping_add(k as u64));
-            pending.sort_by_key(|(d, _)| *d != DocId::Space); // the register travels first, as sync sends it
-            for _ in 0..10 {
-                let mut next = Vec::new();
-                for (d, c) in pending {
-                    let rep = r.apply(&m.space, &d, vec![c.clone()]).expect("apply");
-                    if !rep.missing_deps.is_empty() { next.push((d, c)); }
-                }
-                pending = next;
-            }
-            prop_assert!(pending.is_empty());
+            prop_assert!(deliver_shuffled(r, &m.space, &all, seed.wrapping_add(k as u64)));
         }
         let want = poll::results(&replicas[0], &m.space, &vote).expect("results");
         prop_assert!(want.is_some());

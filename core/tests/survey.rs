@@ -5,7 +5,7 @@ mod common;
 
 use automerge::ROOT;
 use automerge::transaction::Transactable;
-use common::{craft, join, phone, push, shuffled};
+use common::{craft, deliver_shuffled, every_change, join, phone, push, shuffled};
 use linli_core::Error;
 use linli_core::doc::DocId;
 use linli_core::identity::DeviceKey;
@@ -579,26 +579,9 @@ proptest! {
             }
         }
         let replicas = [phone(), phone(), phone()];
-        let mut all = Vec::new();
-        for p in std::iter::once(&e.coord).chain(e.residents.iter().map(|(p, _)| p)) {
-            for d in p.doc_ids(&e.space).expect("docs") {
-                for c in p.changes_since(&e.space, &d, &[]).expect("changes") {
-                    all.push((d.clone(), c));
-                }
-            }
-        }
+        let all = every_change(&std::iter::once(&*e.coord).chain(e.residents.iter().map(|(p, _)| &**p)).collect::<Vec<&Store>>(), &e.space);
         for (k, r) in replicas.iter().enumerate() {
-            let mut pending = shuffled(&all, seed.wrapping_add(k as u64));
-            pending.sort_by_key(|(d, _)| *d != DocId::Space);
-            for _ in 0..10 {
-                let mut next = Vec::new();
-                for (d, c) in pending {
-                    let rep = r.apply(&e.space, &d, vec![c.clone()]).expect("apply");
-                    if !rep.missing_deps.is_empty() { next.push((d, c)); }
-                }
-                pending = next;
-            }
-            prop_assert!(pending.is_empty());
+            prop_assert!(deliver_shuffled(r, &e.space, &all, seed.wrapping_add(k as u64)));
         }
         let want = survey::results(&replicas[0], &e.space, &s, &Filter::default()).expect("results");
         for r in &replicas[1..] {

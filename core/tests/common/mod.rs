@@ -92,3 +92,35 @@ pub fn shuffled<T: Clone>(v: &[T], seed: u64) -> Vec<T> {
     }
     out
 }
+
+/// Every change of every document of `space` that these stores hold.
+pub fn every_change(stores: &[&Store], space: &str) -> Vec<(DocId, SignedChange)> {
+    let mut all = Vec::new();
+    for p in stores {
+        for d in p.doc_ids(space).expect("docs") {
+            for c in p.changes_since(space, &d, &[]).expect("changes") {
+                all.push((d.clone(), c));
+            }
+        }
+    }
+    all
+}
+
+/// Deliver `changes` to `to` one at a time in a shuffled order (the register
+/// first, as sync sends it), holding back those whose dependencies have not
+/// arrived yet. True when every change was merged.
+pub fn deliver_shuffled(to: &Store, space: &str, changes: &[(DocId, SignedChange)], seed: u64) -> bool {
+    let mut pending = shuffled(changes, seed);
+    pending.sort_by_key(|(d, _)| *d != DocId::Space);
+    for _ in 0..10 {
+        let mut next = Vec::new();
+        for (d, c) in pending {
+            let rep = to.apply(space, &d, vec![c.clone()]).expect("apply");
+            if !rep.missing_deps.is_empty() {
+                next.push((d, c));
+            }
+        }
+        pending = next;
+    }
+    pending.is_empty()
+}
