@@ -26,6 +26,56 @@ use crate::error::Refusal;
 use crate::identity::{DeviceId, verify_change};
 use crate::space::{self, Author, SpaceView};
 
+/// The largest change a peer accepts, in bytes.
+pub const MAX_CHANGE_BYTES: usize = 1 << 20;
+
+/// Run `f`, turning a panic into `None`. Automerge is not written for
+/// hostile input; every call that feeds it bytes from a peer goes through
+/// here as a last line, after the checks below.
+pub(crate) fn contained<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+}
+
+/// Parse a change as it arrives from a peer: a plain (uncompressed) change
+/// chunk of at most [`MAX_CHANGE_BYTES`]. A compressed chunk is refused
+/// before it is inflated, so a small message cannot expand into a large one.
+pub fn parse_change(bytes: &[u8]) -> Result<Change, Refusal> {
+    if bytes.len() > MAX_CHANGE_BYTES {
+        return Err(Refusal::Malformed(format!("a change is larger than {MAX_CHANGE_BYTES} bytes")));
+    }
+    // A chunk starts with 4 magic bytes and a 4-byte checksum; then its type.
+    match bytes.get(8) {
+        Some(1) => {}
+        Some(2) => return Err(Refusal::Malformed("compressed changes are not accepted".into())),
+        _ => return Err(Refusal::Malformed("not a change".into())),
+    }
+    match contained(|| Change::try_from(bytes)) {
+        Some(Ok(c)) => Ok(c),
+        Some(Err(e)) => Err(Refusal::Malformed(e.to_string())),
+        None => Err(Refusal::Malformed("the change does not decode".into())),
+    }
+}
+
+/// Whether a change fits the document it is offered to, checked before
+/// automerge sees it: it is its actor's next change (`last` is the actor's
+/// last sequence number merged here, so sequences run 1, 2, 3… without a
+/// gap), and its operation counters start right after the highest of its
+/// deps, as automerge numbers them. The change's deps are all in `doc`.
+pub fn consistent(doc: &Automerge, change: &Change, last: u64) -> Result<(), Refusal> {
+    if Some(change.seq()) != last.checked_add(1) {
+        return Err(Refusal::Malformed(format!(
+            "sequence number {} does not follow the actor's last one ({last})",
+            change.seq()
+        )));
+    }
+    let after =
+        change.deps().iter().filter_map(|d| doc.get_change_meta_by_hash(d)).map(|m| m.max_op).max().unwrap_or(0);
+    if Some(change.start_op().get()) != after.checked_add(1) {
+        return Err(Refusal::Malformed("operation counters do not follow the change's deps".into()));
+    }
+    Ok(())
+}
+
 /// The space id is the first 16 bytes of the genesis change's hash, so the
 /// id commits to the creator and nobody can forge another genesis for it.
 pub fn space_id_of(genesis: &ChangeHash) -> String {

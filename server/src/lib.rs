@@ -26,25 +26,41 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use linli_core::identity::DeviceId;
 use linli_core::store::{Store, now_ms};
-use linli_core::sync::{self, ServeError, Served};
+use linli_core::sync::{self, Creators, ServeError, Served};
 use serde_json::json;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_DATA_DIR: &str = "./linli-data";
 pub const STORE_FILE: &str = "linli-server.db";
 
-/// Where to listen and where to keep data. Flags beat environment variables,
-/// which beat the defaults.
+/// Where to listen, where to keep data, and who may create spaces here.
+/// Flags beat environment variables, which beat the defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// The operator's decision on who may create a space on this server:
+    /// nobody unless keys are listed or the server is opened to anyone.
+    pub creators: Creators,
 }
 
-pub const USAGE: &str = "usage: linli-server [--listen ADDR] [--data-dir DIR]
-  --listen ADDR    address to listen on (env LINLI_LISTEN, default 127.0.0.1:8787)
-  --data-dir DIR   directory for the SQLite store (env LINLI_DATA_DIR, default ./linli-data)";
+impl Config {
+    /// A server on `listen` keeping its data in `data_dir`, where nobody may
+    /// create a space.
+    pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Config {
+        Config { listen, data_dir: data_dir.into(), creators: Creators::Nobody }
+    }
+}
+
+pub const USAGE: &str = "usage: linli-server [--listen ADDR] [--data-dir DIR] [--creator DEVICE]... [--open-spaces]
+  --listen ADDR      address to listen on (env LINLI_LISTEN, default 127.0.0.1:8787)
+  --data-dir DIR     directory for the SQLite store (env LINLI_DATA_DIR, default ./linli-data)
+  --creator DEVICE   a device id (64 hex) that may create spaces here; repeat for more
+                     (env LINLI_CREATORS, comma-separated). Without one, nobody may.
+  --open-spaces      let any device create spaces (env LINLI_OPEN_SPACES=1): for a test
+                     or a private network, not for a server on the internet";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ConfigError {
@@ -58,6 +74,10 @@ impl Config {
     pub fn from_args(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut listen = env("LINLI_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
         let mut data_dir = env("LINLI_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let mut creators: Vec<String> = env("LINLI_CREATORS")
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default();
+        let mut open = env("LINLI_OPEN_SPACES").is_some_and(|v| v == "1" || v == "true");
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let (flag, inline) = match a.split_once('=') {
@@ -73,13 +93,28 @@ impl Config {
             match flag {
                 "--listen" => listen = value()?,
                 "--data-dir" => data_dir = value()?,
+                "--creator" => creators.push(value()?),
+                "--open-spaces" => open = true,
                 "-h" | "--help" => return Err(ConfigError::Help),
                 other => return Err(ConfigError::Bad(format!("unknown argument {other}"))),
             }
         }
         let listen =
             listen.parse().map_err(|_| ConfigError::Bad(format!("--listen: not a socket address: {listen}")))?;
-        Ok(Config { listen, data_dir: PathBuf::from(data_dir) })
+        let creators = if open {
+            Creators::Anyone
+        } else if creators.is_empty() {
+            Creators::Nobody
+        } else {
+            let keys = creators
+                .iter()
+                .map(|c| {
+                    DeviceId::from_hex(c).map_err(|_| ConfigError::Bad(format!("--creator: not a device id: {c}")))
+                })
+                .collect::<Result<_, _>>()?;
+            Creators::Devices(keys)
+        };
+        Ok(Config { listen, data_dir: PathBuf::from(data_dir), creators })
     }
 }
 
@@ -130,11 +165,12 @@ impl Metrics {
 pub struct AppState {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
+    pub creators: Arc<Creators>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<Store>) -> Self {
-        AppState { store, metrics: Arc::new(Metrics::default()) }
+    pub fn new(store: Arc<Store>, creators: Creators) -> Self {
+        AppState { store, metrics: Arc::new(Metrics::default()), creators: Arc::new(creators) }
     }
 }
 
@@ -157,17 +193,18 @@ async fn sync_route(State(state): State<AppState>, headers: HeaderMap, body: Byt
 }
 
 async fn join_route(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(state, headers, body, "join", sync::serve_join).await
+    handle(state, headers, body, "join", |store, _, header, body, now| sync::serve_join(store, header, body, now)).await
 }
 
-type Handler = fn(&Store, Option<&str>, &[u8], i64) -> Result<Served, ServeError>;
+type Handler = fn(&Store, &Creators, Option<&str>, &[u8], i64) -> Result<Served, ServeError>;
 
 /// Run a core handler off the async threads and turn its outcome into HTTP.
 async fn handle(state: AppState, headers: HeaderMap, body: Bytes, route: &'static str, serve: Handler) -> Response {
     let auth = headers.get(sync::auth::HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
     let store = state.store.clone();
+    let creators = state.creators.clone();
     let len = body.len() as u64;
-    let outcome = tokio::task::spawn_blocking(move || serve(&store, auth.as_deref(), &body, now_ms())).await;
+    let outcome = tokio::task::spawn_blocking(move || serve(&store, &creators, auth.as_deref(), &body, now_ms())).await;
     let m = &state.metrics;
     m.bytes_in.fetch_add(len, Ordering::Relaxed);
     let result = outcome.unwrap_or_else(|_| Err(ServeError::Internal("handler panicked".into())));
@@ -208,10 +245,14 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
     }
 }
 
-/// Open the store under the data directory.
+/// Open the store under the data directory. The server acknowledges other
+/// devices' changes, so every commit reaches the disk before it replies
+/// (`synchronous=FULL`).
 pub fn open_store(config: &Config) -> Result<Store, String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("cannot create the data directory: {e}"))?;
-    Store::open(config.data_dir.join(STORE_FILE)).map_err(|e| format!("cannot open the store: {e}"))
+    let store = Store::open(config.data_dir.join(STORE_FILE)).map_err(|e| format!("cannot open the store: {e}"))?;
+    store.set_durable().map_err(|e| format!("cannot make the store durable: {e}"))?;
+    Ok(store)
 }
 
 /// Bind, log the bound address, and serve until `shutdown` resolves.
@@ -224,8 +265,13 @@ pub async fn serve(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    log("info", "listening", json!({ "addr": addr.to_string() }));
-    axum::serve(listener, router(AppState::new(store)))
+    let creators = match &config.creators {
+        Creators::Nobody => "nobody".to_string(),
+        Creators::Anyone => "anyone".to_string(),
+        Creators::Devices(d) => format!("{} devices", d.len()),
+    };
+    log("info", "listening", json!({ "addr": addr.to_string(), "space_creators": creators }));
+    axum::serve(listener, router(AppState::new(store, config.creators.clone())))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| e.to_string())?;
@@ -258,6 +304,15 @@ mod tests {
         let c = Config::from_args(&args(&["--listen", "127.0.0.1:1", "--data-dir=/d"]), env).expect("flags");
         assert_eq!(c.listen.port(), 1);
         assert_eq!(c.data_dir, PathBuf::from("/d"));
+        assert_eq!(c.creators, Creators::Nobody, "nobody creates spaces unless the operator says so");
+        let key = "ab".repeat(32);
+        let c = Config::from_args(&args(&["--creator", &key]), none).expect("creator");
+        assert!(matches!(&c.creators, Creators::Devices(d) if d.len() == 1));
+        let c = Config::from_args(&args(&["--open-spaces"]), none).expect("open");
+        assert_eq!(c.creators, Creators::Anyone);
+        let c =
+            Config::from_args(&[], |k: &str| (k == "LINLI_CREATORS").then(|| format!("{key}, {key}"))).expect("env");
+        assert!(matches!(&c.creators, Creators::Devices(d) if d.len() == 1));
     }
 
     #[test]
@@ -272,6 +327,9 @@ mod tests {
         );
         assert!(
             matches!(Config::from_args(&args(&["--frobnicate"]), none), Err(ConfigError::Bad(m)) if m.contains("unknown"))
+        );
+        assert!(
+            matches!(Config::from_args(&args(&["--creator", "zz"]), none), Err(ConfigError::Bad(m)) if m.contains("device id"))
         );
     }
 }

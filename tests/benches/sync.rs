@@ -251,13 +251,21 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("--serve") => {
-            let config = linli_server::Config { listen: ([127, 0, 0, 1], 0).into(), data_dir: args[2].clone().into() };
+            let config = linli_server::Config {
+                creators: linli_core::sync::Creators::Anyone,
+                ..linli_server::Config::new(([127, 0, 0, 1], 0).into(), args[2].clone())
+            };
             let store = Arc::new(linli_server::open_store(&config).expect("store"));
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
                 println!("http://{}", listener.local_addr().expect("addr"));
-                axum::serve(listener, linli_server::router(linli_server::AppState::new(store))).await.expect("serve");
+                axum::serve(
+                    listener,
+                    linli_server::router(linli_server::AppState::new(store, config.creators.clone())),
+                )
+                .await
+                .expect("serve");
             });
             return;
         }

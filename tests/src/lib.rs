@@ -43,11 +43,14 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(data_dir: &Path) -> TestServer {
-        let config = linli_server::Config { listen: ([127, 0, 0, 1], 0).into(), data_dir: data_dir.to_path_buf() };
+        let config = linli_server::Config {
+            creators: linli_core::sync::Creators::Anyone,
+            ..linli_server::Config::new(([127, 0, 0, 1], 0).into(), data_dir)
+        };
         let store = Arc::new(linli_server::open_store(&config).expect("server store"));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let app = linli_server::router(linli_server::AppState::new(store.clone()));
+        let app = linli_server::router(linli_server::AppState::new(store.clone(), config.creators.clone()));
         let thread = std::thread::spawn(move || {
             let rt =
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");

@@ -191,11 +191,11 @@ fn bad_requests_get_clear_4xx_and_change_nothing() {
     let e = sync::sync(&other, &space, "server", &t, &opts(), &mut |_| {}).expect_err("wrong space");
     assert!(matches!(e, sync::SyncError::Rejected { status: 403, .. }), "{e:?}");
 
-    // A replayed request: the same header and body twice.
+    // A stranger's request is refused before anything is written, however
+    // often it is sent (its nonce is not even recorded).
     let header = auth::header_with_key(&stranger, SYNC_PATH, now_ms(), &empty).expect("header");
-    let _ = raw(&server.base, &stranger, &empty, Some(header.clone()));
-    let (status, body) = raw(&server.base, &stranger, &empty, Some(header));
-    assert_eq!(status, 409, "{body}");
+    assert_eq!(raw(&server.base, &stranger, &empty, Some(header.clone())).0, 403);
+    assert_eq!(raw(&server.base, &stranger, &empty, Some(header)).0, 403);
 
     // A request with no or a broken signature, or a stale clock.
     let (status, _) = raw(&server.base, &stranger, &empty, Some("v1 garbage".into()));
@@ -224,6 +224,11 @@ fn bad_requests_get_clear_4xx_and_change_nothing() {
         .edit_space(&space, &[SpaceEdit::AddDevice { member: me.clone(), device: tablet.id(), label: "tablet".into() }])
         .expect("device");
     sync_with(&coord, &space, "server", &t);
+    // A member's request replayed: the same header and body twice.
+    let header = auth::header_with_key(&tablet, SYNC_PATH, now_ms(), &empty).expect("header");
+    assert_eq!(raw(&server.base, &tablet, &empty, Some(header.clone())).0, 200);
+    let (status, body) = raw(&server.base, &tablet, &empty, Some(header));
+    assert_eq!(status, 409, "{body}");
     let before = (server.store.max_arrived(&space).expect("max"), server.store.refusals(&space).expect("audit").len());
     let doc = DocId::own_private(&me, "2026");
     let mut d = automerge::Automerge::new().with_actor(coord.device_id().actor());

@@ -22,7 +22,7 @@ class Recorder : LinliListener {
 }
 
 fun startServer(bin: String, dir: File): Pair<Process, String> {
-    val p = ProcessBuilder(bin, "--listen", "127.0.0.1:0", "--data-dir", File(dir, "server").path).start()
+    val p = ProcessBuilder(bin, "--listen", "127.0.0.1:0", "--open-spaces", "--data-dir", File(dir, "server").path).start()
     val reader = p.errorStream.bufferedReader()
     while (true) {
         val line = reader.readLine() ?: error("linli-server did not start")

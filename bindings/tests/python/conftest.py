@@ -13,7 +13,7 @@ sys.path.insert(0, os.environ["LINLI_PY_BINDINGS"])
 @pytest.fixture
 def server(tmp_path):
     proc = subprocess.Popen(
-        [os.environ["LINLI_SERVER_BIN"], "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "server")],
+        [os.environ["LINLI_SERVER_BIN"], "--listen", "127.0.0.1:0", "--open-spaces", "--data-dir", str(tmp_path / "server")],
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -89,7 +89,7 @@ fn derived_receipt(id: &str) -> [u8; 32] {
 
 /// Points for `minutes` at `rate` points an hour, rounded half up.
 pub fn points_for(minutes: i64, rate: i64) -> i64 {
-    (minutes.saturating_mul(rate) + 30).div_euclid(60)
+    minutes.saturating_mul(rate).saturating_add(30).div_euclid(60)
 }
 
 /// Categories' rates, each a list of (from, points per hour) in time order.
@@ -336,7 +336,11 @@ fn points(minutes: i64, rate: Option<i64>) -> Result<i64, &'static str> {
     if !(1..=MAX_MINUTES).contains(&minutes) {
         return Err("minutes out of range");
     }
-    rate.map(|r| points_for(minutes, r)).ok_or("the category has no rate")
+    match rate {
+        None => Err("the category has no rate"),
+        Some(r) if !(0..=super::MAX_POINTS).contains(&r) => Err("the category's rate is out of range"),
+        Some(r) => Ok(points_for(minutes, r)),
+    }
 }
 
 /// Check-ins at activities: a coordinator's credit, one per member.
@@ -436,6 +440,12 @@ fn debits_where(
     for row in rows {
         let ((id, payer, payee, points, kind, reward, note), at, rcpt, provider, price) = row?;
         let entry = format!("d/{id}");
+        // Amounts are range-checked where they enter the ledger: a crafted
+        // entry of i64::MAX points is set aside, never summed.
+        if !(1..=super::MAX_POINTS).contains(&points) {
+            book.aside(entry, "points out of range");
+            continue;
+        }
         let reward = match kind.as_str() {
             "transfer" => None,
             "redeem" => {
@@ -489,6 +499,10 @@ fn participation(conn: &Connection, space: &str, account: Option<&str>, book: &m
         .query_map(params![space], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
         .collect::<Result<_, _>>()?;
     for (rule, on, item, points, from, until) in rules {
+        if !(1..=super::MAX_POINTS).contains(&points) {
+            book.aside(format!("rule/{rule}"), "points out of range");
+            continue;
+        }
         // Where a member's participation is: (table, item column, member
         // column, which rows count).
         let (table, i, m, which) = match on.as_str() {

@@ -83,7 +83,8 @@ pub struct Settled {
     pub voided: BTreeSet<String>,
     /// Movements whose overdraft a coordinator accepted.
     pub accepted: BTreeSet<String>,
-    /// Movements refused outright: not positive, or from and to the same account.
+    /// Movements refused outright: not positive, from and to the same
+    /// account, or one that would take a balance out of range.
     pub malformed: BTreeSet<String>,
     /// Every applied movement id, in ledger order.
     pub order: Vec<String>,
@@ -113,10 +114,16 @@ pub fn settle(
             out.voided.insert(m.id.clone());
             continue;
         }
-        let from = out.balances.entry(m.from.clone()).or_insert(0);
-        *from -= m.points;
-        let after = *from;
-        *out.balances.entry(m.to.clone()).or_insert(0) += m.points;
+        // Checked arithmetic: a movement that would take a balance out of
+        // range is set aside (with `malformed`), on every replica alike.
+        let from = out.balances.get(&m.from).copied().unwrap_or(0);
+        let to = out.balances.get(&m.to).copied().unwrap_or(0);
+        let (Some(after), Some(to_after)) = (from.checked_sub(m.points), to.checked_add(m.points)) else {
+            out.malformed.insert(m.id.clone());
+            continue;
+        };
+        out.balances.insert(m.from.clone(), after);
+        out.balances.insert(m.to.clone(), to_after);
         out.order.push(m.id.clone());
         let mut crossed = Vec::new();
         if m.from != COMMUNITY {
@@ -220,6 +227,10 @@ mod tests {
         // A member allowed to go to -10 is not flagged at -6.
         let s = settle(&ms, &BTreeMap::from([("li".to_string(), -10)]), &none(), &none());
         assert!(s.flags.is_empty());
+        // Nothing that would overflow a balance moves, in either order.
+        let huge = [mv("a", "li", "chen", i64::MAX, 1), mv("b", "li", "chen", i64::MAX, 2)];
+        let s = settle(&huge, &none(), &none(), &none());
+        assert_eq!((s.malformed.len(), s.balances["chen"], s.balances.values().sum::<i64>()), (1, i64::MAX, 0));
         // Nothing negative or circular moves.
         let s = settle(&[mv("x", "li", "li", 5, 1), mv("y", "li", "chen", -5, 2)], &none(), &none(), &none());
         assert_eq!(s.malformed.len(), 2);

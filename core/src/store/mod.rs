@@ -31,10 +31,17 @@ use crate::doc::{DocId, SignedChange};
 use crate::error::{Error, Refusal, Result};
 use crate::identity::{DeviceId, DeviceKey, base32, random_bytes};
 use crate::space::{self, Role, SpaceEdit, SpaceView, Touched, Write};
-use crate::trust;
+use crate::trust::{self, contained};
 
-/// At most this many changes from not-yet-known devices are held per space.
-pub const HELD_LIMIT: i64 = 10_000;
+/// At most this many changes from one not-yet-known device are held per space.
+pub const HELD_PER_DEVICE: i64 = 1_000;
+
+/// The most changes one batch (and one sync request) may carry.
+pub const MAX_CHANGES: usize = 50_000;
+
+/// A batch's refusals recorded one by one in the audit trail; the rest are
+/// counted in one row.
+pub const REFUSALS_RECORDED: usize = 64;
 
 /// Fold a document's chunks into a snapshot after this many.
 pub const COMPACT_AFTER: i64 = 64;
@@ -80,6 +87,9 @@ pub struct ApplyReport {
     pub held: Vec<ChangeHash>,
     /// Other documents that changed because held changes could now be merged.
     pub also_changed: Vec<DocId>,
+    /// The hashes of every change of the batch that parsed, whatever became
+    /// of it (a serving peer does not send them back).
+    pub offered: Vec<ChangeHash>,
 }
 
 /// A page of a store's feed: changes in arrival order, grouped by document.
@@ -261,8 +271,32 @@ impl Store {
         self.device
     }
 
+    /// Commit every write to the disk before returning (`synchronous=FULL`):
+    /// for a peer that acknowledges other devices' changes (the server, a
+    /// meeting hub), so a power loss cannot drop an acknowledged change nor
+    /// make the feed reuse arrival numbers. A phone's own writes are safe
+    /// against a killed app without it (WAL, `synchronous=NORMAL`).
+    pub fn set_durable(&self) -> Result<()> {
+        let inner = self.lock()?;
+        inner.conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(())
+    }
+
+    /// The store's state. A panic while it was held (a bug: inputs are
+    /// checked before they reach automerge) leaves no lasting harm: the
+    /// caches are dropped, documents reload from disk, where every write is a
+    /// whole SQLite transaction.
     fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
-        self.inner.lock().map_err(|_| Error::Internal("store lock poisoned".into()))
+        match self.inner.lock() {
+            Ok(g) => Ok(g),
+            Err(poisoned) => {
+                let mut g = poisoned.into_inner();
+                g.docs = DocCache::default();
+                g.views.clear();
+                self.inner.clear_poison();
+                Ok(g)
+            }
+        }
     }
 
     /// Receive an [`Event`] after every committed change.
@@ -307,11 +341,19 @@ impl Store {
             "INSERT INTO spaces (space_id, name, member_id) VALUES (?1, ?2, ?3)",
             params![space_id, name, member],
         )?;
-        let report = merge(&mut inner, &space_id, &DocId::Space, vec![(change, sig.to_vec())])?;
+        let report =
+            merge_guarded(&mut inner, &space_id, &DocId::Space, vec![(change, sig.to_vec())], Vec::new(), false)?;
         refused_as_error(&DocId::Space, &report)?;
         drop(inner);
         self.notify(&space_id, &DocId::Space);
         Ok(space_id)
+    }
+
+    /// Whether this store holds a space's register (a member's phone, a hub
+    /// or the server that received it). Reads one row; loads nothing.
+    pub fn holds_space(&self, space: &str) -> Result<bool> {
+        let inner = self.lock()?;
+        Ok(inner.conn.prepare_cached("SELECT 1 FROM spaces WHERE space_id = ?1")?.exists([space])?)
     }
 
     pub fn spaces(&self) -> Result<Vec<SpaceRow>> {
@@ -454,7 +496,8 @@ impl Store {
         let change =
             trial.get_last_local_change().ok_or_else(|| Error::Internal("redemption produced no change".into()))?;
         let sig = invite_key.sign_change(&change.hash());
-        let report = merge(&mut inner, &space_id, &DocId::Space, vec![(change, sig.to_vec())])?;
+        let report =
+            merge_guarded(&mut inner, &space_id, &DocId::Space, vec![(change, sig.to_vec())], Vec::new(), false)?;
         refused_as_error(&DocId::Space, &report)?;
         inner.conn.execute(
             "INSERT INTO spaces (space_id, name, member_id) VALUES (?1, ?2, ?3)
@@ -490,7 +533,7 @@ impl Store {
         let change =
             trial.get_change_by_hash(&hash).ok_or_else(|| Error::Internal("committed change missing".into()))?;
         let sig = inner.key.sign_change(&hash);
-        let report = merge(&mut inner, space, &DocId::Space, vec![(change, sig.to_vec())])?;
+        let report = merge_guarded(&mut inner, space, &DocId::Space, vec![(change, sig.to_vec())], Vec::new(), false)?;
         refused_as_error(&DocId::Space, &report)?;
         drop(inner);
         self.notify(space, &DocId::Space);
@@ -543,7 +586,8 @@ impl Store {
         };
         let sig = inner.key.sign_change(&hash);
         let batch = Accepted { changes: vec![(change, sig.to_vec())], writes };
-        if let Err(e) = persist(&mut inner, space, doc_id, &batch, &[], None) {
+        let outcome = Outcome { accepted: &batch, refused: &[], flags: &[], held: &[], held_done: &[] };
+        if let Err(e) = persist(&mut inner, space, doc_id, &outcome, None) {
             evict(&mut inner, space, doc_id);
             return Err(e);
         }
@@ -574,21 +618,22 @@ impl Store {
     /// Merge changes from a peer. Each is checked before it is merged; the
     /// report says what was accepted, refused (and why), or held back.
     pub fn apply(&self, space: &str, doc_id: &DocId, changes: Vec<SignedChange>) -> Result<ApplyReport> {
+        if changes.len() > MAX_CHANGES {
+            return Err(Error::Invalid(format!("more than {MAX_CHANGES} changes in one batch")));
+        }
         let mut parsed = Vec::with_capacity(changes.len());
         let mut malformed = Vec::new();
         for sc in changes {
-            match Change::try_from(sc.bytes.as_slice()) {
+            match trust::parse_change(&sc.bytes) {
                 Ok(c) => parsed.push((c, sc.signature)),
-                Err(e) => malformed.push((None, Refusal::Malformed(e.to_string()))),
+                Err(reason) => malformed.push((None, reason)),
             }
         }
+        let offered: Vec<ChangeHash> = parsed.iter().map(|(c, _)| c.hash()).collect();
         let mut inner = self.lock()?;
-        if !malformed.is_empty() {
-            record_refusals(&inner.conn, space, doc_id, &malformed)?;
-        }
-        let mut report = merge(&mut inner, space, doc_id, parsed)?;
+        let mut report = merge_guarded(&mut inner, space, doc_id, parsed, malformed, false)?;
         drop(inner);
-        report.refused.extend(malformed);
+        report.offered = offered;
         if !report.accepted.is_empty() {
             self.notify(space, doc_id);
         }
@@ -747,10 +792,13 @@ impl Store {
         snapshot: &[u8],
         signed: &[crate::sync::wire::SignedHash],
     ) -> Result<ApplyReport> {
-        let doc = match Automerge::load(snapshot) {
+        let loaded = contained(|| Automerge::load(snapshot))
+            .unwrap_or_else(|| Err(automerge::AutomergeError::Fail))
+            .map_err(|e| e.to_string());
+        let doc = match loaded {
             Ok(d) => d,
             Err(e) => {
-                let refused = vec![(None, Refusal::Malformed(e.to_string()))];
+                let refused = vec![(None, Refusal::Malformed(e))];
                 let inner = self.lock()?;
                 record_refusals(&inner.conn, space, doc_id, &refused)?;
                 return Ok(ApplyReport { refused, ..ApplyReport::default() });
@@ -766,7 +814,7 @@ impl Store {
             })
             .collect();
         let mut inner = self.lock()?;
-        let report = merge(&mut inner, space, doc_id, changes)?;
+        let report = merge_guarded(&mut inner, space, doc_id, changes, Vec::new(), false)?;
         drop(inner);
         if !report.accepted.is_empty() {
             self.notify(space, doc_id);
@@ -1066,26 +1114,105 @@ fn projected(doc_id: &DocId) -> bool {
     matches!(doc_id, DocId::Space | DocId::Index { .. } | DocId::Own { .. } | DocId::Item { .. })
 }
 
+/// What a merge attempt ran into: an error, or a change that made automerge
+/// panic (the document in the cache is then discarded).
+enum Attempt {
+    Done(ApplyReport),
+    Panicked(ChangeHash),
+}
+
+/// [`merge`], contained: a change that makes automerge panic is refused, the
+/// document and register are reloaded from disk (nothing of the attempt was
+/// written), and the rest of the batch is tried again. `refused` holds
+/// refusals found before the merge (unparsable changes), recorded with it.
+fn merge_guarded(
+    inner: &mut Inner,
+    space: &str,
+    doc_id: &DocId,
+    mut changes: Vec<(Change, Vec<u8>)>,
+    mut refused: Vec<(Option<ChangeHash>, Refusal)>,
+    from_held: bool,
+) -> Result<ApplyReport> {
+    for _ in 0..4 {
+        match merge(inner, space, doc_id, &changes, &refused, from_held)? {
+            Attempt::Done(report) => return Ok(report),
+            Attempt::Panicked(h) => {
+                changes.retain(|(c, _)| c.hash() != h);
+                refused.push((Some(h), Refusal::Malformed("the change is inconsistent with the document".into())));
+            }
+        }
+    }
+    // A batch that keeps failing is refused whole.
+    let reason = Refusal::Malformed("the batch could not be merged".into());
+    refused.extend(changes.iter().map(|(c, _)| (Some(c.hash()), reason.clone())));
+    match merge(inner, space, doc_id, &[], &refused, from_held)? {
+        Attempt::Done(report) => Ok(report),
+        Attempt::Panicked(_) => Err(Error::Internal("an empty merge failed".into())),
+    }
+}
+
+/// The changes of a batch in an order where every change comes after those
+/// of its deps that are in the batch (Kahn's algorithm: O(n + deps)).
+fn causal_order(batch: &[(Change, Vec<u8>)]) -> Vec<usize> {
+    let index: HashMap<ChangeHash, usize> = batch.iter().enumerate().map(|(i, (c, _))| (c.hash(), i)).collect();
+    let mut waiting = vec![0usize; batch.len()];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); batch.len()];
+    for (i, (c, _)) in batch.iter().enumerate() {
+        for d in c.deps() {
+            if let Some(&j) = index.get(d) {
+                waiting[i] += 1;
+                children[j].push(i);
+            }
+        }
+    }
+    let mut ready: std::collections::VecDeque<usize> = (0..batch.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(batch.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(i);
+        for &k in &children[i] {
+            waiting[k] -= 1;
+            if waiting[k] == 0 {
+                ready.push_back(k);
+            }
+        }
+    }
+    order
+}
+
 /// The one path by which changes enter a document: checks, merge, persist.
-fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, Vec<u8>)>) -> Result<ApplyReport> {
+///
+/// Changes are taken in causal order, once each. Before automerge sees a
+/// change it must be the actor's next (sequence numbers contiguous from 1),
+/// its operation counters must follow its deps, its deps must be here, and it
+/// must pass [`trust`]. Everything the batch decides — accepted changes,
+/// refusals, held changes, flags, query tables — is written in one SQLite
+/// transaction.
+fn merge(
+    inner: &mut Inner,
+    space: &str,
+    doc_id: &DocId,
+    changes: &[(Change, Vec<u8>)],
+    refused_before: &[(Option<ChangeHash>, Refusal)],
+    from_held: bool,
+) -> Result<Attempt> {
     let mut report = ApplyReport::default();
     let did = doc_id.to_string();
     // Load the register first (it may be this very document), and take it out
     // of the cache while the batch is judged: it goes back once persisted.
     view(inner, space)?;
     let mut current = inner.views.remove(space).unwrap_or_default();
-    let mut refused: Vec<(Option<ChangeHash>, Refusal)> = Vec::new();
+    let mut refused: Vec<(Option<ChangeHash>, Refusal)> = refused_before.to_vec();
     let mut flags: Vec<(Vec<u8>, ChangeHash)> = Vec::new();
-    let mut pending = Vec::new();
-    let mut seen = HashSet::new();
+    let mut pending: Vec<(Change, Vec<u8>)> = Vec::new();
     {
+        let mut seen = HashSet::new();
         let doc = load(inner, space, doc_id)?;
         for (c, sig) in changes {
             let h = c.hash();
             if doc.get_change_meta_by_hash(&h).is_some() || !seen.insert(h) {
                 report.duplicates += 1;
             } else {
-                pending.push((c, sig));
+                pending.push((c.clone(), sig.clone()));
             }
         }
     }
@@ -1121,91 +1248,130 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
         pending = keep;
     }
     let vouched = vouch(&pending);
+    let order = causal_order(&pending);
     let mut held: Vec<(Change, Vec<u8>)> = Vec::new();
     let mut held_hashes: HashSet<ChangeHash> = HashSet::new();
+    let mut missing: HashSet<ChangeHash> = HashSet::new();
     let mut accepted = Accepted { changes: Vec::new(), writes: Vec::new() };
     let mut refused_hashes: HashSet<ChangeHash> = refused.iter().filter_map(|(h, _)| *h).collect();
-    let doc = load(inner, space, doc_id)?;
-    loop {
-        let mut progress = false;
-        let mut next = Vec::with_capacity(pending.len());
-        for (c, sig) in pending {
-            let h = c.hash();
-            if c.deps().iter().any(|d| held_hashes.contains(d)) {
+    // Each actor's last sequence number in this document, as merged so far.
+    let mut last_seq: HashMap<Vec<u8>, u64> = HashMap::new();
+    let mut slots: Vec<Option<(Change, Vec<u8>)>> = pending.into_iter().map(Some).collect();
+    // Invariant: hashes cannot form a cycle, so the order holds every change;
+    // any left over (never, short of a hash collision) are tried last.
+    let mut placed = vec![false; slots.len()];
+    order.iter().for_each(|&i| placed[i] = true);
+    debug_assert!(placed.iter().all(|p| *p), "a causal order of every change");
+    let leftover: Vec<usize> = (0..slots.len()).filter(|&i| !placed[i]).collect();
+    for i in order.into_iter().chain(leftover) {
+        let Some((c, sig)) = slots.get_mut(i).and_then(Option::take) else { continue };
+        let h = c.hash();
+        if c.deps().iter().any(|d| held_hashes.contains(d)) {
+            held_hashes.insert(h);
+            held.push((c, sig));
+            continue;
+        }
+        if c.deps().iter().any(|d| refused_hashes.contains(d)) {
+            refused_hashes.insert(h);
+            refused.push((Some(h), Refusal::Malformed("depends on a refused change".into())));
+            continue;
+        }
+        let doc = load(inner, space, doc_id)?;
+        if c.deps().iter().any(|d| missing.contains(d) || doc.get_change_meta_by_hash(d).is_none()) {
+            missing.insert(h);
+            continue;
+        }
+        let actor = c.actor_id().to_bytes().to_vec();
+        let last = match last_seq.get(&actor) {
+            Some(s) => *s,
+            None => {
+                let s: i64 = inner
+                    .conn
+                    .prepare_cached(
+                        "SELECT coalesce(max(seq), 0) FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3",
+                    )?
+                    .query_row(params![space, did, actor], |r| r.get(0))?;
+                u64::try_from(s).unwrap_or(0)
+            }
+        };
+        let doc = load(inner, space, doc_id)?;
+        if let Err(reason) = trust::consistent(doc, &c, last) {
+            refused_hashes.insert(h);
+            refused.push((Some(h), reason));
+            continue;
+        }
+        let signed = vouched.contains(&h);
+        let verdict = if *doc_id == DocId::Space {
+            contained(|| trust::check_space_change(space, doc, &current, &c, &sig, signed).map(|_| ()))
+                .unwrap_or_else(|| Err(Refusal::Malformed("the change is inconsistent with the register".into())))
+        } else {
+            trust::check_doc_change(doc_id, &current, &c, &sig, signed).map(|_| ())
+        };
+        if let Err(reason) = verdict {
+            if *doc_id != DocId::Space && reason == Refusal::UnknownDevice {
                 held_hashes.insert(h);
                 held.push((c, sig));
-                progress = true;
                 continue;
             }
-            if c.deps().iter().any(|d| refused_hashes.contains(d)) {
-                refused_hashes.insert(h);
-                refused.push((Some(h), Refusal::Malformed("depends on a refused change".into())));
-                progress = true;
-                continue;
+            refused_hashes.insert(h);
+            refused.push((Some(h), reason));
+            continue;
+        }
+        match contained(|| doc.apply_changes([c.clone()])) {
+            None => {
+                // The cached document may be half-changed: drop it (and the
+                // register, which may be this document) and start again.
+                evict(inner, space, doc_id);
+                return Ok(Attempt::Panicked(h));
             }
-            if !c.deps().iter().all(|d| doc.get_change_meta_by_hash(d).is_some()) {
-                next.push((c, sig));
-                continue;
-            }
-            progress = true;
-            let signed = vouched.contains(&h);
-            let verdict = if *doc_id == DocId::Space {
-                trust::check_space_change(space, doc, &current, &c, &sig, signed).map(|_| ())
-            } else {
-                trust::check_doc_change(doc_id, &current, &c, &sig, signed).map(|_| ())
-            };
-            if let Err(reason) = verdict {
-                if *doc_id != DocId::Space && reason == Refusal::UnknownDevice {
-                    held_hashes.insert(h);
-                    held.push((c, sig));
-                    continue;
-                }
-                refused_hashes.insert(h);
-                refused.push((Some(h), reason));
-                continue;
-            }
-            if let Err(e) = doc.apply_changes([c.clone()]) {
+            Some(Err(e)) => {
                 refused_hashes.insert(h);
                 refused.push((Some(h), Refusal::Malformed(e.to_string())));
                 continue;
             }
-            if projected(doc_id) {
-                let writes = space::change_writes(doc, &c).unwrap_or_default();
-                if *doc_id == DocId::Space {
-                    current.refresh(doc, &Touched::from_writes(&writes))?;
-                }
-                accepted.writes.extend(writes);
+            Some(Ok(())) => {}
+        }
+        last_seq.insert(actor, c.seq());
+        if projected(doc_id) {
+            let writes = space::change_writes(doc, &c).unwrap_or_default();
+            if *doc_id == DocId::Space {
+                current.refresh(doc, &Touched::from_writes(&writes))?;
             }
-            report.accepted.push(h);
-            accepted.changes.push((c, sig));
+            accepted.writes.extend(writes);
         }
-        pending = next;
-        if !progress || pending.is_empty() {
-            break;
-        }
+        report.accepted.push(h);
+        accepted.changes.push((c, sig));
     }
-    report.missing_deps = pending.iter().map(|(c, _)| c.hash()).collect();
-    let held_now: i64 = if held.is_empty() {
-        0
-    } else {
-        inner.conn.prepare_cached("SELECT count(*) FROM held WHERE space_id = ?1")?.query_row([space], |r| r.get(0))?
-    };
-    if held_now >= HELD_LIMIT {
-        // Past the limit, changes from unknown devices are refused outright.
-        for (c, _) in held.drain(..) {
-            refused.push((Some(c.hash()), Refusal::UnknownDevice));
-        }
-    }
+    report.missing_deps = missing.into_iter().collect();
+    report.missing_deps.sort();
+    // Held changes are capped per device, so one device cannot crowd out another's.
     if !held.is_empty() {
-        let mut stmt = inner.conn.prepare_cached(
-            "INSERT OR IGNORE INTO held (space_id, doc_id, hash, bytes, signature, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        for (c, sig) in &held {
-            stmt.execute(params![space, did, c.hash().0.to_vec(), c.raw_bytes(), sig, now_ms()])?;
+        let mut stmt = inner.conn.prepare_cached("SELECT count(*) FROM held WHERE space_id = ?1 AND actor = ?2")?;
+        let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
+        let mut keep = Vec::with_capacity(held.len());
+        for (c, sig) in held {
+            let actor = c.actor_id().to_bytes().to_vec();
+            let n = match counts.get(&actor) {
+                Some(n) => *n,
+                None => stmt.query_row(params![space, actor], |r| r.get(0))?,
+            };
+            if n >= HELD_PER_DEVICE && !from_held {
+                refused.push((Some(c.hash()), Refusal::UnknownDevice));
+            } else {
+                counts.insert(actor, n + 1);
+                keep.push((c, sig));
+            }
         }
+        held = keep;
     }
     report.held = held.iter().map(|(c, _)| c.hash()).collect();
-    match persist_with_audit(inner, space, doc_id, &accepted, &refused, &flags, &current) {
+    let done: Vec<ChangeHash> = if from_held {
+        report.accepted.iter().copied().chain(refused.iter().filter_map(|(h, _)| *h)).collect()
+    } else {
+        Vec::new()
+    };
+    let outcome = Outcome { accepted: &accepted, refused: &refused, flags: &flags, held: &held, held_done: &done };
+    match persist(inner, space, doc_id, &outcome, Some(&current)) {
         Ok(arrived) => report.arrived = arrived,
         Err(e) => {
             evict(inner, space, doc_id);
@@ -1217,11 +1383,12 @@ fn merge(inner: &mut Inner, space: &str, doc_id: &DocId, changes: Vec<(Change, V
     if *doc_id == DocId::Space && !report.accepted.is_empty() {
         report.also_changed = retry_held(inner, space)?;
     }
-    Ok(report)
+    Ok(Attempt::Done(report))
 }
 
 /// Try the held changes of a space again (the register just changed).
-/// Returns the documents that took some of them.
+/// Returns the documents that took some of them. A held change leaves the
+/// `held` table only in the transaction that merges or refuses it.
 fn retry_held(inner: &mut Inner, space: &str) -> Result<Vec<DocId>> {
     let rows: Vec<(String, Vec<u8>, Vec<u8>)> = {
         let mut stmt =
@@ -1234,16 +1401,18 @@ fn retry_held(inner: &mut Inner, space: &str) -> Result<Vec<DocId>> {
     }
     let mut by_doc: BTreeMap<String, Vec<(Change, Vec<u8>)>> = BTreeMap::new();
     for (doc, bytes, sig) in rows {
-        if let Ok(c) = Change::try_from(bytes.as_slice()) {
+        if let Ok(c) = trust::parse_change(&bytes) {
             by_doc.entry(doc).or_default().push((c, sig));
         }
     }
-    inner.conn.execute("DELETE FROM held WHERE space_id = ?1", [space])?;
     let mut changed = Vec::new();
     for (doc, changes) in by_doc {
         let Ok(doc_id) = doc.parse::<DocId>() else { continue };
-        // Still-unknown devices are held again by this merge.
-        let r = merge(inner, space, &doc_id, changes)?;
+        if doc_id == DocId::Space {
+            continue;
+        }
+        // Still-unknown devices stay held.
+        let r = merge_guarded(inner, space, &doc_id, changes, Vec::new(), true)?;
         if !r.accepted.is_empty() {
             changed.push(doc_id);
         }
@@ -1285,31 +1454,20 @@ fn vouch(batch: &[(Change, Vec<u8>)]) -> HashSet<ChangeHash> {
     vouched
 }
 
-fn persist_with_audit(
-    inner: &mut Inner,
-    space: &str,
-    doc_id: &DocId,
-    accepted: &Accepted,
-    refused: &[(Option<ChangeHash>, Refusal)],
-    flags: &[(Vec<u8>, ChangeHash)],
-    view: &SpaceView,
-) -> Result<Vec<u64>> {
-    if accepted.changes.is_empty() {
-        if !refused.is_empty() || !flags.is_empty() {
-            let tx = inner.conn.transaction()?;
-            record_refusals(&tx, space, doc_id, refused)?;
-            record_flags(&tx, space, flags)?;
-            tx.commit()?;
-        }
-        return Ok(Vec::new());
-    }
-    let arrived = persist(inner, space, doc_id, accepted, refused, Some(view))?;
-    if !flags.is_empty() {
-        record_flags(&inner.conn, space, flags)?;
-    }
-    Ok(arrived)
+/// Everything one merge decided, written together.
+struct Outcome<'a> {
+    accepted: &'a Accepted,
+    refused: &'a [(Option<ChangeHash>, Refusal)],
+    flags: &'a [(Vec<u8>, ChangeHash)],
+    /// Changes to hold (from devices the register does not know yet).
+    held: &'a [(Change, Vec<u8>)],
+    /// Held changes this merge took or refused, to drop from `held`.
+    held_done: &'a [ChangeHash],
 }
 
+/// Record refusals: the first [`REFUSALS_RECORDED`] of a batch one by one,
+/// the rest as one summary row, so a flood of bad changes cannot flood the
+/// audit trail.
 fn record_refusals(
     conn: &Connection,
     space: &str,
@@ -1320,8 +1478,12 @@ fn record_refusals(
         "INSERT INTO refusals (space_id, doc_id, hash, actor, reason, at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
     )?;
     let now = now_ms();
-    for (h, r) in refused {
+    for (h, r) in refused.iter().take(REFUSALS_RECORDED) {
         stmt.execute(params![space, doc_id.to_string(), h.map(|h| h.0.to_vec()), r.to_string(), now])?;
+    }
+    if refused.len() > REFUSALS_RECORDED {
+        let more = format!("{} more changes of this batch were refused", refused.len() - REFUSALS_RECORDED);
+        stmt.execute(params![space, doc_id.to_string(), None::<Vec<u8>>, more, now])?;
     }
     Ok(())
 }
@@ -1336,21 +1498,67 @@ fn record_flags(conn: &Connection, space: &str, flags: &[(Vec<u8>, ChangeHash)])
     Ok(())
 }
 
-/// Append the accepted changes as one chunk, their signatures, the refusals
-/// and the query-table updates, in one SQLite transaction; compact when due.
+/// Write what a merge decided in one SQLite transaction: the accepted
+/// changes as one chunk with their signatures and the query-table updates,
+/// the refusals, flags and held changes. Compacts when due.
 fn persist(
     inner: &mut Inner,
     space: &str,
     doc_id: &DocId,
-    accepted: &Accepted,
-    refused: &[(Option<ChangeHash>, Refusal)],
+    outcome: &Outcome<'_>,
     view: Option<&SpaceView>,
 ) -> Result<Vec<u64>> {
     let Inner { conn, docs, .. } = inner;
     let did = doc_id.to_string();
-    let doc =
-        docs.get(&(space.to_string(), did.clone())).ok_or_else(|| Error::Internal("document not loaded".into()))?;
     let tx = conn.transaction()?;
+    record_refusals(&tx, space, doc_id, outcome.refused)?;
+    record_flags(&tx, space, outcome.flags)?;
+    if !outcome.held.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO held (space_id, doc_id, hash, bytes, signature, at, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for (c, sig) in outcome.held {
+            stmt.execute(params![
+                space,
+                did,
+                c.hash().0.to_vec(),
+                c.raw_bytes(),
+                sig,
+                now_ms(),
+                c.actor_id().to_bytes()
+            ])?;
+        }
+    }
+    if !outcome.held_done.is_empty() {
+        let mut stmt = tx.prepare_cached("DELETE FROM held WHERE space_id = ?1 AND doc_id = ?2 AND hash = ?3")?;
+        for h in outcome.held_done {
+            stmt.execute(params![space, did, h.0.to_vec()])?;
+        }
+    }
+    let accepted = outcome.accepted;
+    let arrived = if accepted.changes.is_empty() {
+        Vec::new()
+    } else {
+        let doc =
+            docs.get(&(space.to_string(), did.clone())).ok_or_else(|| Error::Internal("document not loaded".into()))?;
+        write_changes(&tx, space, doc_id, doc, accepted, view)?
+    };
+    tx.commit()?;
+    Ok(arrived)
+}
+
+/// Append accepted changes to a document inside `tx`: one chunk (or a new
+/// snapshot when compaction is due), their signature rows with arrival
+/// numbers, and the query-table updates derived from them.
+fn write_changes(
+    tx: &Connection,
+    space: &str,
+    doc_id: &DocId,
+    doc: &Automerge,
+    accepted: &Accepted,
+    view: Option<&SpaceView>,
+) -> Result<Vec<u64>> {
+    let did = doc_id.to_string();
     tx.prepare_cached(
         "INSERT OR IGNORE INTO docs (space_id, doc_id, kind, snapshot, compacted_at) VALUES (?1, ?2, ?3, x'', 0)",
     )?
@@ -1374,7 +1582,7 @@ fn persist(
     }
     let mut arrived = Vec::with_capacity(accepted.changes.len());
     {
-        let mut next = max_arrived(&tx, space)?;
+        let mut next = max_arrived(tx, space)?;
         let mut stmt = tx.prepare_cached(
             "INSERT INTO changes (space_id, doc_id, actor, seq, hash, signature, arrived) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
@@ -1392,20 +1600,16 @@ fn persist(
             arrived.push(next);
         }
     }
-    if !refused.is_empty() {
-        record_refusals(&tx, space, doc_id, refused)?;
-    }
     match doc_id {
         DocId::Space => {
             let v = view.ok_or_else(|| Error::Internal("the register is needed to project the space".into()))?;
-            project::space(&tx, space, v, &Touched::from_writes(&accepted.writes))?;
+            project::space(tx, space, v, &Touched::from_writes(&accepted.writes))?;
         }
-        DocId::Index { .. } => project::index(&tx, space, doc, &accepted.writes)?,
-        DocId::Own { member, part, .. } => project::own(&tx, space, member, part, doc, &accepted.writes)?,
-        DocId::Item { item } => project::item(&tx, space, item, doc, &accepted.writes)?,
+        DocId::Index { .. } => project::index(tx, space, doc, &accepted.writes)?,
+        DocId::Own { member, part, .. } => project::own(tx, space, member, part, doc, &accepted.writes)?,
+        DocId::Item { item } => project::item(tx, space, item, doc, &accepted.writes)?,
         _ => {}
     }
-    tx.commit()?;
     Ok(arrived)
 }
 

@@ -65,6 +65,10 @@
 //!    - `posts(space_id, post_id, topic_id, author, parent, quote, body, at, edited_at, retracted)`.
 //!    - `hides(space_id, post_id, topic_id, reason, by_member, at)`: the moderation log.
 //!    - `reactions(space_id, post_id, member, reaction)`.
+//! 6. Surveys; 7. points for services (see the migrations' comments).
+//! 8. Hostile peers.
+//!    - `held.actor`: the actor of a held change, so held changes are capped
+//!      per device ([`super::HELD_PER_DEVICE`]), not per space.
 
 use rusqlite::Connection;
 
@@ -347,6 +351,9 @@ pub const MIGRATIONS: &[&str] = &[
         status TEXT NOT NULL, at INTEGER NOT NULL,
         PRIMARY KEY (space_id, offer_id)
      ) STRICT, WITHOUT ROWID;",
+    // 8: held changes are counted (and capped) per device
+    "ALTER TABLE held ADD COLUMN actor BLOB NOT NULL DEFAULT x'';
+     CREATE INDEX held_by_actor ON held (space_id, actor);",
 ];
 
 /// Bring the schema up to `target` migrations (normally all of them).

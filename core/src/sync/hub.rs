@@ -29,6 +29,8 @@ pub struct Hub {
 impl Hub {
     /// Listen on `listen` (e.g. `0.0.0.0:8788`, or `127.0.0.1:0` for any port).
     pub fn start(store: Arc<Store>, listen: &str) -> Result<Hub> {
+        // The hub acknowledges other phones' changes: durable before it replies.
+        store.set_durable()?;
         let listener =
             TcpListener::bind(listen).map_err(|e| Error::Invalid(format!("cannot listen on {listen}: {e}")))?;
         let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
@@ -136,7 +138,9 @@ fn handle(mut stream: TcpStream, store: &Store) -> std::io::Result<()> {
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
     let result = match (method.as_str(), path.as_str()) {
-        ("POST", SYNC_PATH) => super::serve_sync(store, auth_header.as_deref(), &body, now_ms()),
+        ("POST", SYNC_PATH) => {
+            super::serve_sync(store, &super::Creators::Nobody, auth_header.as_deref(), &body, now_ms())
+        }
         ("POST", JOIN_PATH) => super::serve_join(store, auth_header.as_deref(), &body, now_ms()),
         ("GET", "/health") => return respond(&mut stream, 200, "application/json", br#"{"status":"ok","role":"hub"}"#),
         _ => Err(ServeError::NotFound("route".into())),

@@ -32,10 +32,11 @@ pub mod wire;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
-use automerge::{Change, ChangeHash};
+use automerge::ChangeHash;
 
 use crate::doc::DocId;
 use crate::error::Error;
+use crate::identity::DeviceId;
 use crate::store::{PeerState, Store, now_ms};
 use wire::{DocBatch, DocResult, Request, Response};
 
@@ -120,26 +121,55 @@ pub struct Served {
     pub sent: usize,
 }
 
-fn authenticate(
-    store: &Store,
-    header: Option<&str>,
-    path: &str,
-    body: &[u8],
-    now: i64,
-) -> Result<auth::Authed, ServeError> {
+/// Who may create a space on a serving peer: the operator's decision. A
+/// meeting hub creates none; a server admits the keys its operator lists
+/// (or, when the operator says so, anyone).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Creators {
+    #[default]
+    Nobody,
+    Anyone,
+    Devices(BTreeSet<DeviceId>),
+}
+
+impl Creators {
+    pub fn admits(&self, device: &DeviceId) -> bool {
+        match self {
+            Creators::Nobody => false,
+            Creators::Anyone => true,
+            Creators::Devices(d) => d.contains(device),
+        }
+    }
+}
+
+/// Check a request's signature and clock. Writes nothing: a request refused
+/// before its device is known to the space leaves no trace in the store.
+fn verify_request(header: Option<&str>, path: &str, body: &[u8], now: i64) -> Result<auth::Authed, ServeError> {
     if body.len() > MAX_BODY {
         return Err(ServeError::TooLarge);
     }
     let header = header.ok_or_else(|| ServeError::Unauthorized(auth::AuthError::Malformed.to_string()))?;
-    let authed = auth::verify(header, path, body, now).map_err(|e| ServeError::Unauthorized(e.to_string()))?;
-    if !store.record_nonce(&authed.device, &authed.nonce, now, 2 * auth::WINDOW_MS)? {
-        return Err(ServeError::Replay);
-    }
-    Ok(authed)
+    auth::verify(header, path, body, now).map_err(|e| ServeError::Unauthorized(e.to_string()))
 }
 
-fn apply_batch(store: &Store, space: &str, batch: DocBatch) -> Result<DocResult, ServeError> {
+/// Refuse a replayed request (its nonce was seen). Called once the device is
+/// known to be entitled to the request, so strangers cannot fill the table.
+fn fresh(store: &Store, authed: &auth::Authed, now: i64) -> Result<(), ServeError> {
+    if store.record_nonce(&authed.device, &authed.nonce, now, 2 * auth::WINDOW_MS)? {
+        Ok(())
+    } else {
+        Err(ServeError::Replay)
+    }
+}
+
+fn apply_batch(
+    store: &Store,
+    space: &str,
+    batch: DocBatch,
+    skip: &mut HashSet<ChangeHash>,
+) -> Result<DocResult, ServeError> {
     let r = store.apply(space, &batch.doc, batch.changes)?;
+    skip.extend(r.offered.iter().copied());
     Ok(DocResult {
         doc: batch.doc,
         accepted: r.accepted.len() as u64,
@@ -150,44 +180,58 @@ fn apply_batch(store: &Store, space: &str, batch: DocBatch) -> Result<DocResult,
 
 /// Answer `POST /v1/sync`: authenticate, merge the device's changes (each
 /// checked before it is merged), and return the feed the device may read.
-pub fn serve_sync(store: &Store, header: Option<&str>, body: &[u8], now: i64) -> Result<Served, ServeError> {
-    let authed = authenticate(store, header, SYNC_PATH, body, now)?;
+///
+/// Bounded work before trust: the signature and clock are checked, the
+/// message is split into its batches (no change is parsed), and the device
+/// must be a current device of a member of the space — or, for a space this
+/// peer does not hold, a creator `creators` admits — before any change is
+/// parsed or anything is written.
+pub fn serve_sync(
+    store: &Store,
+    creators: &Creators,
+    header: Option<&str>,
+    body: &[u8],
+    now: i64,
+) -> Result<Served, ServeError> {
+    let authed = verify_request(header, SYNC_PATH, body, now)?;
     let req = Request::decode(body).map_err(|e| ServeError::BadRequest(e.to_string()))?;
+    let offered: usize = req.batches.iter().map(|b| b.changes.len()).sum();
+    if offered > crate::store::MAX_CHANGES {
+        return Err(ServeError::BadRequest(format!("more than {} changes in one request", crate::store::MAX_CHANGES)));
+    }
     let space = hex::encode(req.space);
-    let skip: HashSet<ChangeHash> = req
-        .batches
-        .iter()
-        .flat_map(|b| &b.changes)
-        .filter_map(|c| Change::try_from(c.bytes.as_slice()).ok())
-        .map(|c| c.hash())
-        .collect();
-    // The register first: it may hold the space's genesis or this device's
-    // own admission (an invite's redemption). Its changes are checked on
-    // their own merits, whoever relays them.
+    let held = store.holds_space(&space)?;
+    if held {
+        standing(store, &space, &authed.device, now)?;
+    } else if !creators.admits(&authed.device) || !req.batches.iter().any(|b| b.doc == DocId::Space) {
+        return Err(ServeError::NotFound("space".into()));
+    }
+    fresh(store, &authed, now)?;
+    let mut skip: HashSet<ChangeHash> = HashSet::new();
+    // The register first: the rest is judged against it.
     let (space_batches, others): (Vec<DocBatch>, Vec<DocBatch>) =
         req.batches.into_iter().partition(|b| b.doc == DocId::Space);
     let mut results = Vec::new();
     for b in space_batches {
-        results.push(apply_batch(store, &space, b)?);
+        results.push(apply_batch(store, &space, b, &mut skip)?);
     }
-    let view = store.view(&space)?;
-    if view.members.is_empty() {
-        return Err(ServeError::NotFound("space".into()));
-    }
-    let member = match view.member_of(&authed.device) {
-        Some((id, _)) => id.to_string(),
-        None => return Err(ServeError::Forbidden("not a device of a member of this space".into())),
-    };
-    view.author(&authed.device, now).map_err(|e| ServeError::Forbidden(e.to_string()))?;
+    // A new space: the creator's genesis must have made it a member.
+    let member = standing(store, &space, &authed.device, now)?;
     for b in others {
-        results.push(apply_batch(store, &space, b)?);
+        results.push(apply_batch(store, &space, b, &mut skip)?);
     }
-    let view = store.view(&space)?;
     let max = store.max_arrived(&space)?;
     let start = if req.epoch == store.epoch() && req.cursor <= max { req.cursor } else { 0 };
     let accepted = results.iter().map(|r| r.accepted).sum();
     let refused = results.iter().map(|r| r.refused.len() as u64).sum();
-    let readable = |d: &DocId| view.may_read(&member, d);
+    // What the member may read: every document but others' private ones,
+    // unless they coordinate (the register's reader rule, without copying it).
+    let privileged =
+        store.with_view(&space, |v| v.members.get(&member).is_some_and(crate::space::Member::is_privileged))?;
+    let readable = |d: &DocId| match d.readers() {
+        crate::doc::Readers::AllMembers => true,
+        crate::doc::Readers::MemberAndCoordinators(m) => m == member || privileged,
+    };
     // A first sync gets whole documents (far smaller than their changes one
     // by one); everything up to `max` is in them.
     if start == 0
@@ -199,6 +243,17 @@ pub fn serve_sync(store: &Store, header: Option<&str>, body: &[u8], now: i64) ->
     let feed = store.feed(&space, start, PAGE_BUDGET, &readable, &skip)?;
     let resp = Response { epoch: store.epoch(), cursor: feed.cursor, more: feed.more, batches: feed.batches, results };
     Ok(Served { body: resp.encode(), accepted, refused, sent: feed.changes })
+}
+
+/// The member behind a request's device, if it is a current device of a
+/// member of the space; else `Forbidden`.
+fn standing(store: &Store, space: &str, device: &DeviceId, now: i64) -> Result<String, ServeError> {
+    store.with_view(space, |v| match v.member_of(device) {
+        None => Err(ServeError::Forbidden("not a device of a member of this space".into())),
+        Some((id, _)) => {
+            v.author(device, now).map(|_| id.to_string()).map_err(|e| ServeError::Forbidden(e.to_string()))
+        }
+    })?
 }
 
 /// Every readable document as a snapshot, or `None` when they would not fit
@@ -227,29 +282,66 @@ fn snapshots(
     Ok(Some((batches, n)))
 }
 
-/// Answer `POST /v1/join`: the bearer of an open invite (the request is
-/// signed by the invite key) receives the space's register, so it can sign its
-/// redemption and then sync as a member. The body is the space's 16 bytes.
+/// Answer `POST /v1/join`, signed by an open invite's key. With a body of
+/// the space's 16 bytes, the bearer receives the register, so it can sign its
+/// redemption; with a request (wire format) holding that one redemption, the
+/// peer merges it — checked like any change — and the phone then syncs as a
+/// member. Nothing is read or written for a key that is not an open invite.
 pub fn serve_join(store: &Store, header: Option<&str>, body: &[u8], now: i64) -> Result<Served, ServeError> {
-    let authed = authenticate(store, header, JOIN_PATH, body, now)?;
-    let space = <[u8; 16]>::try_from(body)
-        .map(hex::encode)
-        .map_err(|_| ServeError::BadRequest("the body is a space id".into()))?;
-    let view = store.view(&space)?;
-    let open = view.invites.values().any(|i| i.key == authed.device && i.redeemed_by.is_none() && now <= i.expires_at);
-    if !open {
+    let authed = verify_request(header, JOIN_PATH, body, now)?;
+    let (space_bytes, redemption) = match <[u8; 16]>::try_from(body) {
+        Ok(s) => (s, None),
+        Err(_) => {
+            let req = Request::decode(body).map_err(|e| ServeError::BadRequest(e.to_string()))?;
+            match req.batches.as_slice() {
+                [b] if b.doc == DocId::Space && b.changes.len() == 1 && b.snapshot.is_empty() => {}
+                _ => return Err(ServeError::BadRequest("a redemption is one change to the register".into())),
+            }
+            (req.space, req.batches.into_iter().next())
+        }
+    };
+    let space = hex::encode(space_bytes);
+    if !store.holds_space(&space)? {
         return Err(ServeError::Forbidden("unknown, used or expired invite".into()));
     }
-    let changes = store.changes_since(&space, &DocId::Space, &[])?;
-    let sent = changes.len();
-    let resp = Response {
-        epoch: [0; 16],
-        cursor: 0,
-        more: false,
-        batches: vec![DocBatch::changes(DocId::Space, changes)],
-        results: vec![],
+    let open = store.with_view(&space, |v| {
+        v.invites.values().any(|i| i.key == authed.device && i.redeemed_by.is_none() && now <= i.expires_at)
+    })?;
+    if !open {
+        let used = store
+            .with_view(&space, |v| v.invites.values().any(|i| i.key == authed.device && i.redeemed_by.is_some()))?;
+        let why = if used { "this invite was already used" } else { "unknown, used or expired invite" };
+        return Err(ServeError::Forbidden(why.into()));
+    }
+    fresh(store, &authed, now)?;
+    let Some(batch) = redemption else {
+        let changes = store.changes_since(&space, &DocId::Space, &[])?;
+        let sent = changes.len();
+        let resp = Response {
+            epoch: [0; 16],
+            cursor: 0,
+            more: false,
+            batches: vec![DocBatch::changes(DocId::Space, changes)],
+            results: vec![],
+        };
+        return Ok(Served { body: resp.encode(), accepted: 0, refused: 0, sent });
     };
-    Ok(Served { body: resp.encode(), accepted: 0, refused: 0, sent })
+    // Only the invite key's own change: nobody relays others' changes here.
+    let actor_is_bearer = batch
+        .changes
+        .first()
+        .and_then(|c| crate::trust::parse_change(&c.bytes).ok())
+        .is_some_and(|c| DeviceId::from_actor(c.actor_id()) == Some(authed.device));
+    if !actor_is_bearer {
+        return Err(ServeError::BadRequest("a redemption is signed by its invite key".into()));
+    }
+    let r = store.apply(&space, &DocId::Space, batch.changes)?;
+    if let Some((_, reason)) = r.refused.first() {
+        return Err(ServeError::Forbidden(reason.to_string()));
+    }
+    let result = DocResult { doc: DocId::Space, accepted: r.accepted.len() as u64, missing: false, refused: vec![] };
+    let resp = Response { epoch: [0; 16], cursor: 0, more: false, batches: vec![], results: vec![result] };
+    Ok(Served { body: resp.encode(), accepted: r.accepted.len() as u64, refused: 0, sent: 0 })
 }
 
 // ---------------------------------------------------------------------------
@@ -480,6 +572,22 @@ pub fn join(
     let resp = exchange(&sign, transport, JOIN_PATH, &body, opts, &mut report)?;
     let changes = resp.batches.into_iter().filter(|b| b.doc == DocId::Space).flat_map(|b| b.changes).collect();
     let joined = store.join(code, my_name, changes)?;
+    // Hand the redemption to the peer, signed by the invite key; only then
+    // is this device a member there.
+    let redemption: Vec<_> = store
+        .changes_since(&space, &DocId::Space, &[])?
+        .into_iter()
+        .filter(|c| {
+            crate::trust::parse_change(&c.bytes).is_ok_and(|c| DeviceId::from_actor(c.actor_id()) == Some(key.id()))
+        })
+        .collect();
+    let req = Request {
+        space: space_bytes(&space)?,
+        epoch: [0; 16],
+        cursor: 0,
+        batches: vec![DocBatch::changes(DocId::Space, redemption)],
+    };
+    exchange(&sign, transport, JOIN_PATH, &req.encode(), opts, &mut report)?;
     sync(store, &space, peer, transport, opts, &mut |_| {})?;
     Ok(joined)
 }

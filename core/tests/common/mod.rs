@@ -124,3 +124,22 @@ pub fn deliver_shuffled(to: &Store, space: &str, changes: &[(DocId, SignedChange
     }
     pending.is_empty()
 }
+
+// ---------------------------------------------------------------------------
+// The adversary: a device that crafts any change it likes.
+
+/// Re-encode `change` after `f` rewrote any of its fields (sequence number,
+/// deps, start op, time, operations), signed by `signer` — a change no honest
+/// automerge would make, but one a hostile device can send.
+pub fn forge(
+    change: &SignedChange,
+    signer: &DeviceKey,
+    f: impl FnOnce(&mut automerge::ExpandedChange),
+) -> SignedChange {
+    let c = automerge::Change::try_from(change.bytes.as_slice()).expect("a change");
+    let mut e = c.decode();
+    e.hash = None;
+    f(&mut e);
+    let forged = automerge::Change::from(e);
+    SignedChange { bytes: forged.raw_bytes().to_vec(), signature: signer.sign_change(&forged.hash()).to_vec() }
+}

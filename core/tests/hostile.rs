@@ -1,0 +1,217 @@
+//! A member's device that sends well-formed but inconsistent changes — the
+//! kind automerge itself would panic on — gets a clear refusal, and the store
+//! keeps serving everyone else with nothing lost.
+
+mod common;
+
+use automerge::transaction::Transactable;
+use automerge::{ROOT, ReadDoc};
+use common::{all_changes, craft, forge, join, phone};
+use linli_core::Refusal;
+use linli_core::doc::{DocId, SignedChange};
+use linli_core::identity::DeviceKey;
+use linli_core::space::SpaceEdit;
+use linli_core::store::Store;
+
+struct World {
+    admin: common::Phone,
+    space: String,
+    resident: String,
+    key: DeviceKey,
+}
+
+/// An admin, and a resident whose device key the test holds (the adversary).
+fn world() -> World {
+    let admin = phone();
+    let space = admin.create_space("s", "admin").expect("create");
+    let (_p, resident) = join(&admin, &space, "resident");
+    let key = DeviceKey::generate().expect("key");
+    admin
+        .edit_space(&space, &[SpaceEdit::AddDevice { member: resident.clone(), device: key.id(), label: "t".into() }])
+        .expect("add device");
+    World { admin, space, resident, key }
+}
+
+/// The store still works: it reads, writes the register and accepts an
+/// honest change of the adversary's member.
+fn still_serving(w: &World, doc: &DocId) {
+    assert_eq!(w.admin.integrity_check().expect("integrity"), "ok");
+    w.admin
+        .edit_space(&w.space, &[SpaceEdit::AddGrid { grid: format!("g{}", rand_tag()), name: "n".into() }])
+        .expect("the register still takes edits");
+    let honest = craft(&w.admin, &w.space, doc, &w.key, &w.key, |tx| {
+        tx.put(ROOT, format!("honest-{}", rand_tag()), 1).expect("put");
+    });
+    let r = w.admin.apply(&w.space, doc, vec![honest]).expect("apply");
+    assert_eq!(r.accepted.len(), 1, "an honest change still merges: {r:?}");
+}
+
+fn rand_tag() -> String {
+    hex::encode(DeviceKey::generate().expect("key").id().0)[..8].to_string()
+}
+
+fn assert_malformed(store: &Store, space: &str, doc: &DocId, changes: Vec<SignedChange>) {
+    let heads = store.heads(space, doc).expect("heads");
+    let r = store.apply(space, doc, changes).expect("a refusal, not an error or a panic");
+    assert!(r.accepted.is_empty(), "{r:?}");
+    assert!(matches!(r.refused.as_slice(), [(_, Refusal::Malformed(_)), ..]), "{r:?}");
+    assert_eq!(store.heads(space, doc).expect("heads"), heads, "document unchanged");
+}
+
+#[test]
+fn a_first_change_with_sequence_two() {
+    let w = world();
+    let doc = DocId::own_public(&w.resident, "2026");
+    let honest = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| tx.put(ROOT, "a", 1).map(|_| ()).expect("put"));
+    let forged = forge(&honest, &w.key, |e| e.seq = 2);
+    assert_malformed(&w.admin, &w.space, &doc, vec![forged]);
+    still_serving(&w, &doc);
+}
+
+#[test]
+fn a_gap_in_an_actors_sequence_numbers() {
+    let w = world();
+    let doc = DocId::own_public(&w.resident, "2026");
+    let first = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| tx.put(ROOT, "a", 1).expect("put"));
+    assert_eq!(w.admin.apply(&w.space, &doc, vec![first]).expect("apply").accepted.len(), 1);
+    let second = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| tx.put(ROOT, "b", 2).expect("put"));
+    let forged = forge(&second, &w.key, |e| e.seq = 5);
+    assert_malformed(&w.admin, &w.space, &doc, vec![forged]);
+    still_serving(&w, &doc);
+}
+
+#[test]
+fn operation_counters_that_overlap_the_actors_earlier_ones() {
+    let w = world();
+    let doc = DocId::own_public(&w.resident, "2026");
+    let first = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| {
+        tx.put(ROOT, "a", 1).expect("put");
+        tx.put(ROOT, "b", 1).expect("put");
+    });
+    assert_eq!(w.admin.apply(&w.space, &doc, vec![first]).expect("apply").accepted.len(), 1);
+    let second = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| tx.put(ROOT, "c", 2).expect("put"));
+    let forged = forge(&second, &w.key, |e| e.start_op = std::num::NonZeroU64::MIN);
+    assert_malformed(&w.admin, &w.space, &doc, vec![forged]);
+    still_serving(&w, &doc);
+}
+
+#[test]
+fn an_operation_on_an_object_that_does_not_exist() {
+    let w = world();
+    let doc = DocId::own_public(&w.resident, "2026");
+    // A map made in another document: its id means nothing here.
+    let elsewhere = DocId::own_public(&w.resident, "2025");
+    let mut obj = None;
+    let maker = craft(&w.admin, &w.space, &elsewhere, &w.key, &w.key, |tx| {
+        obj = Some(tx.put_object(ROOT, "m", automerge::ObjType::Map).expect("map"));
+    });
+    let _ = maker;
+    let obj = obj.expect("object id");
+    let honest = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| tx.put(ROOT, "a", 1).expect("put"));
+    let forged = forge(&honest, &w.key, |e| {
+        let automerge::ObjId::Id(counter, actor, _) = obj else { panic!("an op id") };
+        e.operations[0].obj = automerge::legacy::ObjectId::Id(automerge::legacy::OpId::new(counter, &actor));
+    });
+    let heads = w.admin.heads(&w.space, &doc).expect("heads");
+    let r = w.admin.apply(&w.space, &doc, vec![forged]).expect("a refusal, not an error or a panic");
+    assert!(r.accepted.is_empty(), "{r:?}");
+    assert_eq!(w.admin.heads(&w.space, &doc).expect("heads"), heads);
+    still_serving(&w, &doc);
+}
+
+#[test]
+fn a_compressed_change_is_refused_before_it_is_inflated() {
+    let w = world();
+    let doc = DocId::own_public(&w.resident, "2026");
+    let big = "a".repeat(4 << 20);
+    let honest = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| tx.put(ROOT, "a", big.as_str()).expect("put"));
+    let mut c = automerge::Change::try_from(honest.bytes.as_slice()).expect("change");
+    let compressed = c.bytes().to_vec();
+    assert!(compressed.len() < 64 << 10, "deflate shrinks it: {} bytes", compressed.len());
+    let bomb = SignedChange { bytes: compressed, signature: honest.signature.clone() };
+    assert_malformed(&w.admin, &w.space, &doc, vec![bomb]);
+    still_serving(&w, &doc);
+}
+
+#[test]
+fn a_planted_held_change_does_not_break_an_admins_edit_nor_lose_other_held_changes() {
+    let admin = phone();
+    let space = admin.create_space("s", "admin").expect("create");
+    let (_p, resident) = join(&admin, &space, "resident");
+    // A tablet the register does not know yet: its changes are held.
+    let tablet = DeviceKey::generate().expect("key");
+    let doc = DocId::own_public(&resident, "2026");
+    let honest = craft(&admin, &space, &doc, &tablet, &tablet, |tx| tx.put(ROOT, "post", "hello").expect("put"));
+    let bad = forge(&honest, &tablet, |e| e.seq = 2);
+    let other_doc = DocId::own_public(&resident, "2027");
+    let good = craft(&admin, &space, &other_doc, &tablet, &tablet, |tx| tx.put(ROOT, "post", "kept").expect("put"));
+    let r = admin.apply(&space, &doc, vec![bad]).expect("held");
+    assert!(r.accepted.is_empty());
+    let r = admin.apply(&space, &other_doc, vec![good]).expect("held");
+    assert_eq!(r.held.len(), 1, "{r:?}");
+    // The admin registers the tablet: the held changes are judged now.
+    admin
+        .edit_space(
+            &space,
+            &[SpaceEdit::AddDevice { member: resident.clone(), device: tablet.id(), label: "t".into() }],
+        )
+        .expect("the admin's edit succeeds");
+    let kept = admin.read(&space, &other_doc, |d| d.get(ROOT, "post").ok().flatten().is_some()).expect("read");
+    assert!(kept, "the honest held change was merged");
+    assert!(admin.heads(&space, &doc).expect("heads").is_empty(), "the bad one was not");
+    assert_eq!(admin.integrity_check().expect("integrity"), "ok");
+    admin.edit_space(&space, &[SpaceEdit::AddGrid { grid: "g1".into(), name: "n".into() }]).expect("still serving");
+}
+
+#[test]
+fn a_dependency_chain_sent_in_reverse_merges_whole() {
+    let w = world();
+    let doc = DocId::own_public(&w.resident, "2026");
+    let author = phone();
+    common::push(&w.admin, &author, &w.space);
+    // Build a chain of 3,000 changes by the adversary's key in a scratch document.
+    let mut d = automerge::Automerge::new();
+    d.set_actor(w.key.actor());
+    let mut chain = Vec::new();
+    for i in 0..3_000 {
+        let mut tx = d.transaction();
+        tx.put(ROOT, format!("k{i}"), i).expect("put");
+        tx.commit();
+        let c = d.get_last_local_change().expect("change");
+        chain.push(SignedChange { bytes: c.raw_bytes().to_vec(), signature: w.key.sign_change(&c.hash()).to_vec() });
+    }
+    chain.reverse();
+    let r = w.admin.apply(&w.space, &doc, chain).expect("apply");
+    assert_eq!(r.accepted.len(), 3_000, "refused: {:?}", r.refused.first());
+    assert_eq!(all_changes(&w.admin, &w.space, &doc).len(), 3_000);
+}
+
+#[test]
+fn two_transfers_of_i64_max_points_are_set_aside_not_summed() {
+    let w = world();
+    let (neighbour_phone, neighbour) = join(&w.admin, &w.space, "neighbour");
+    let year = linli_core::store::year_of(linli_core::store::now_ms());
+    let doc = DocId::own_public(&w.resident, &format!("ledger-{year}"));
+    for n in 0..2 {
+        let entry = format!("d/{}-{year}-{n:016x}", w.resident);
+        let to = neighbour.clone();
+        let c = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| {
+            let d = tx.put_object(ROOT, entry.as_str(), automerge::ObjType::Map).expect("debit");
+            tx.put(&d, "to", to.as_str()).expect("put");
+            tx.put(&d, "points", i64::MAX).expect("put");
+            tx.put(&d, "kind", "transfer").expect("put");
+            tx.put(&d, "reward", "").expect("put");
+            tx.put(&d, "note", "").expect("put");
+            tx.put(&d, "at", linli_core::store::now_ms()).expect("put");
+        });
+        let r = w.admin.apply(&w.space, &doc, vec![c]).expect("apply");
+        assert_eq!(r.accepted.len(), 1, "the entry itself is well-formed: {r:?}");
+    }
+    let b = linli_core::ledger::balance(&w.admin, &w.space, &neighbour).expect("a balance, not a panic");
+    assert_eq!(b.points, 0, "nothing was minted");
+    let b = linli_core::ledger::balance(&w.admin, &w.space, &w.resident).expect("a balance, not a panic");
+    assert_eq!(b.points, 0);
+    let aside = linli_core::ledger::set_aside(&w.admin, &w.space).expect("set aside");
+    assert_eq!(aside.iter().filter(|a| a.reason == "points out of range").count(), 2, "{aside:?}");
+    drop(neighbour_phone);
+}
