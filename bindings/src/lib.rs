@@ -182,6 +182,14 @@ pub struct Joined {
     pub member_id: String,
 }
 
+/// A running meeting hub: where it listens, and the link to show as a QR
+/// code (`linli-hub://host:port/#sha256=…`) that other phones pass as `url`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HubInfo {
+    pub address: String,
+    pub link: String,
+}
+
 /// Told what changed and how a sync is going. Called from a background
 /// thread: hop to the UI thread before touching views.
 #[uniffi::export(with_foreign)]
@@ -518,14 +526,21 @@ impl LinliApp {
         Ok(Joined { space_id, member_id })
     }
 
-    /// Serve this phone's spaces to others at a meeting. Returns the address.
-    pub fn start_hub(&self, listen: String) -> Result<String> {
+    /// Serve this phone's spaces to others at a meeting, over TLS with a key
+    /// made now. `host` is the address phones reach this one at (its Wi-Fi
+    /// IP), needed in the link when `listen` is `0.0.0.0`; without it the
+    /// link carries the listen address.
+    pub fn start_hub(&self, listen: String, host: Option<String>) -> Result<HubInfo> {
         let hub = Hub::start(self.store.clone(), &listen)?;
-        let addr = hub.addr().to_string();
+        let link = match &host {
+            Some(h) => hub.link_for(h)?,
+            None => hub.link(),
+        };
+        let info = HubInfo { address: hub.addr().to_string(), link };
         if let Ok(mut slot) = self.hub.lock() {
             *slot = Some(hub);
         }
-        Ok(addr)
+        Ok(info)
     }
 
     pub fn stop_hub(&self) {

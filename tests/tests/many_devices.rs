@@ -61,7 +61,7 @@ fn fifty_devices_with_faults_and_a_restart_end_identical() {
     }
 
     let hub = Hub::start(phones[0].0.store.clone(), "127.0.0.1:0").expect("hub");
-    let to_hub = http(&format!("http://{}", hub.addr()));
+    let to_hub = http(&hub.link());
     // What each device wrote, to prove nothing is lost: device -> (doc, key).
     let written: Mutex<BTreeMap<usize, Vec<(DocId, String)>>> = Mutex::new(BTreeMap::new());
     let faults = Mutex::new([0u32; 6]);

@@ -144,8 +144,14 @@ def test_a_meeting_hub_on_a_phone(tmp_path, server):
     coord = linli.LinliApp.open(str(tmp_path / "coord"))
     space = coord.create_space("海岛村", "村委会")
     inv = coord.create_invite(space, "渔民", [linli.Role.RESIDENT])
-    addr = coord.start_hub("127.0.0.1:0")
-    hub = "http://" + addr
+    with pytest.raises(linli.LinliError.InvalidInput):
+        coord.start_hub("127.0.0.1:0", "not a host/")
+    info = coord.start_hub("127.0.0.1:0", None)
+    hub = info.link  # what the coordinator shows as a QR code
+    assert hub.startswith("linli-hub://" + info.address + "/#sha256=")
+    probe = linli.LinliApp.open(str(tmp_path / "probe"))
+    with pytest.raises(linli.LinliError.InvalidInput):
+        probe.sync_now(space, hub[:-1])  # a damaged link
     resident = linli.LinliApp.open(str(tmp_path / "resident"))
     resident.join(inv.code, "渔民", hub)  # no server at the meeting
     coord.add_unit(space, "u1", "1", "1", "101", 7500)

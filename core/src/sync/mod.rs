@@ -26,7 +26,9 @@
 pub mod auth;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "hub")]
 pub mod hub;
+pub mod link;
 pub mod wire;
 
 use std::collections::{BTreeSet, HashSet};
