@@ -47,12 +47,16 @@ fn build(path: &std::path::Path, plain: &std::path::Path) -> (String, String) {
         let m = m.clone();
         let mut doc = Automerge::new().with_actor(k.actor());
         let mut batch = Vec::new();
+        let forum = forum_doc(&m);
         let mut commit = |doc: &mut Automerge, f: &mut dyn FnMut(&mut automerge::transaction::Transaction<'_>)| {
             let mut tx = doc.transaction();
             f(&mut tx);
             tx.commit_with(CommitOptions::default().with_time(now_ms()));
             let c = doc.get_last_local_change().expect("change");
-            batch.push(SignedChange { bytes: c.raw_bytes().to_vec(), signature: k.sign_change(&c.hash()).to_vec() });
+            batch.push(SignedChange {
+                bytes: c.raw_bytes().to_vec(),
+                signature: k.sign_change(&space, &forum, &c.hash()).to_vec(),
+            });
         };
         for t in 0..per_member_topics {
             let id = format!("{m}-t{t:04}");

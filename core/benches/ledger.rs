@@ -111,6 +111,7 @@ fn build(path: &std::path::Path, plain: &std::path::Path) -> (String, Vec<String
             )
             .expect("row");
         }
+        let doc_id = DocId::own_public(m, &format!("ledger-{year}"));
         for chunk in entries.chunks(20) {
             let mut tx = doc.transaction();
             for f in chunk {
@@ -118,9 +119,11 @@ fn build(path: &std::path::Path, plain: &std::path::Path) -> (String, Vec<String
             }
             tx.commit_with(CommitOptions::default().with_time(now_ms()));
             let c = doc.get_last_local_change().expect("change");
-            batch.push(SignedChange { bytes: c.raw_bytes().to_vec(), signature: k.sign_change(&c.hash()).to_vec() });
+            batch.push(SignedChange {
+                bytes: c.raw_bytes().to_vec(),
+                signature: k.sign_change(&space, &doc_id, &c.hash()).to_vec(),
+            });
         }
-        let doc_id = DocId::own_public(m, &format!("ledger-{year}"));
         let r = store.apply(&space, &doc_id, batch).expect("apply");
         assert!(r.refused.is_empty(), "{:?}", r.refused.first());
     }

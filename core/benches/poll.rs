@@ -57,8 +57,9 @@ fn main() {
         tx.put(&b, "at", at).expect("at");
         tx.commit_with(CommitOptions::default().with_time(at));
         let c = d.get_last_local_change().expect("change");
-        let sc = SignedChange { bytes: c.raw_bytes().to_vec(), signature: k.sign_change(&c.hash()).to_vec() };
         let doc = DocId::own_private(&m, &vote);
+        let sc =
+            SignedChange { bytes: c.raw_bytes().to_vec(), signature: k.sign_change(&space, &doc, &c.hash()).to_vec() };
         if i == 0 {
             let req = Request {
                 space: [0; 16],

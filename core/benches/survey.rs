@@ -78,7 +78,7 @@ fn sheet(i: usize) -> serde_json::Value {
     a
 }
 
-fn signed_response(k: &DeviceKey, version: &str, i: usize) -> SignedChange {
+fn signed_response(k: &DeviceKey, space: &str, doc: &DocId, version: &str, i: usize) -> SignedChange {
     let mut d = Automerge::new().with_actor(k.actor());
     let mut tx = d.transaction();
     let at = now_ms();
@@ -88,7 +88,7 @@ fn signed_response(k: &DeviceKey, version: &str, i: usize) -> SignedChange {
     tx.put(&e, "at", at).expect("at");
     tx.commit_with(CommitOptions::default().with_time(at));
     let c = d.get_last_local_change().expect("change");
-    SignedChange { bytes: c.raw_bytes().to_vec(), signature: k.sign_change(&c.hash()).to_vec() }
+    SignedChange { bytes: c.raw_bytes().to_vec(), signature: k.sign_change(space, doc, &c.hash()).to_vec() }
 }
 
 fn main() {
@@ -118,8 +118,8 @@ fn main() {
     let add = |range: std::ops::Range<usize>, wire: &mut usize| {
         for i in range {
             let (member, k) = &keys[i];
-            let sc = signed_response(k, &version, i);
             let doc = DocId::own_private(member, &big);
+            let sc = signed_response(k, &space, &doc, &version, i);
             if i == 0 {
                 let req = Request {
                     space: [0; 16],

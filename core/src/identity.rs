@@ -6,15 +6,19 @@
 //! (the store never exports it), so it makes a new key and therefore a new
 //! actor: an actor id is never reused.
 //!
-//! What is signed is the change hash, behind a domain tag, so a signature
-//! over a change can never be replayed as a signature over anything else.
+//! What is signed (signature version 2) is the space id, the document id and
+//! the change hash, behind a domain tag: a signature over a change can never
+//! be replayed as a signature over anything else, nor vouch for the same
+//! change copied into another document or another space. (Version 1 signed
+//! the hash alone; such signatures are refused.)
 
 use automerge::{ActorId, ChangeHash};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
+use crate::doc::DocId;
 use crate::error::{Error, Refusal, Result};
 
-const CHANGE_TAG: &[u8] = b"linli/change/v1\0";
+const CHANGE_TAG: &[u8] = b"linli/change/v2\0";
 
 /// 32 random bytes from the operating system.
 pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
@@ -88,8 +92,9 @@ impl DeviceKey {
         self.id().actor()
     }
 
-    pub fn sign_change(&self, hash: &ChangeHash) -> [u8; 64] {
-        self.signing.sign(&change_message(hash)).to_bytes()
+    /// Sign a change of document `doc` of space `space` (the space id, 32 hex).
+    pub fn sign_change(&self, space: &str, doc: &DocId, hash: &ChangeHash) -> [u8; 64] {
+        self.signing.sign(&change_message(space, doc, hash)).to_bytes()
     }
 
     /// Sign an arbitrary message under a domain tag (used by request signing).
@@ -101,18 +106,32 @@ impl DeviceKey {
     }
 }
 
-fn change_message(hash: &ChangeHash) -> [u8; 48] {
-    let mut m = [0u8; 48];
-    m[..16].copy_from_slice(CHANGE_TAG);
-    m[16..].copy_from_slice(&hash.0);
+/// `tag ‖ space ‖ "\n" ‖ doc ‖ "\n" ‖ hash`: neither id can hold a newline.
+fn change_message(space: &str, doc: &DocId, hash: &ChangeHash) -> Vec<u8> {
+    let doc = doc.to_string();
+    let mut m = Vec::with_capacity(CHANGE_TAG.len() + space.len() + doc.len() + 34);
+    m.extend_from_slice(CHANGE_TAG);
+    m.extend_from_slice(space.as_bytes());
+    m.push(b'\n');
+    m.extend_from_slice(doc.as_bytes());
+    m.push(b'\n');
+    m.extend_from_slice(&hash.0);
     m
 }
 
-/// Check that `signature` is `device`'s signature over the change `hash`.
-pub fn verify_change(device: &DeviceId, hash: &ChangeHash, signature: &[u8]) -> Result<(), Refusal> {
+/// Check that `signature` is `device`'s signature over the change `hash` of
+/// document `doc` in space `space`.
+pub fn verify_change(
+    device: &DeviceId,
+    space: &str,
+    doc: &DocId,
+    hash: &ChangeHash,
+    signature: &[u8],
+) -> Result<(), Refusal> {
     let key = VerifyingKey::from_bytes(&device.0).map_err(|_| Refusal::BadSignature)?;
     let sig = <[u8; 64]>::try_from(signature).map_err(|_| Refusal::BadSignature)?;
-    key.verify_strict(&change_message(hash), &Signature::from_bytes(&sig)).map_err(|_| Refusal::BadSignature)
+    key.verify_strict(&change_message(space, doc, hash), &Signature::from_bytes(&sig))
+        .map_err(|_| Refusal::BadSignature)
 }
 
 /// Verify a tagged message signature (request signing).
@@ -186,15 +205,25 @@ mod tests {
     }
 
     #[test]
-    fn signature_binds_key_and_hash() {
+    fn signature_binds_key_space_document_and_hash() {
         let k = DeviceKey::from_seed([1; 32]);
         let other = DeviceKey::from_seed([2; 32]);
         let h = ChangeHash([9; 32]);
-        let sig = k.sign_change(&h);
-        assert_eq!(verify_change(&k.id(), &h, &sig), Ok(()));
-        assert_eq!(verify_change(&other.id(), &h, &sig), Err(Refusal::BadSignature));
-        assert_eq!(verify_change(&k.id(), &ChangeHash([8; 32]), &sig), Err(Refusal::BadSignature));
-        assert_eq!(verify_change(&k.id(), &h, &sig[..10]), Err(Refusal::BadSignature));
+        let (space, doc) = ("ab".repeat(16), DocId::own_private("m1", "vote-1"));
+        let sig = k.sign_change(&space, &doc, &h);
+        assert_eq!(verify_change(&k.id(), &space, &doc, &h, &sig), Ok(()));
+        assert_eq!(verify_change(&other.id(), &space, &doc, &h, &sig), Err(Refusal::BadSignature));
+        assert_eq!(verify_change(&k.id(), &space, &doc, &ChangeHash([8; 32]), &sig), Err(Refusal::BadSignature));
+        assert_eq!(verify_change(&k.id(), &space, &doc, &h, &sig[..10]), Err(Refusal::BadSignature));
+        // The same change in another document or another space: refused.
+        let vote2 = DocId::own_private("m1", "vote-2");
+        assert_eq!(verify_change(&k.id(), &space, &vote2, &h, &sig), Err(Refusal::BadSignature));
+        assert_eq!(verify_change(&k.id(), &"cd".repeat(16), &doc, &h, &sig), Err(Refusal::BadSignature));
+        // A version-1 signature (the hash alone) is refused.
+        let mut v1 = b"linli/change/v1\0".to_vec();
+        v1.extend_from_slice(&h.0);
+        let old = k.sign_tagged(&[], &v1);
+        assert_eq!(verify_change(&k.id(), &space, &doc, &h, &old), Err(Refusal::BadSignature));
         // A change signature is not a valid tagged-message signature.
         assert!(!verify_tagged(&k.id(), b"linli/request/v1\0", &h.0, &sig));
     }

@@ -82,21 +82,28 @@ pub fn space_id_of(genesis: &ChangeHash) -> String {
     hex::encode(&genesis.0[..16])
 }
 
-/// The signer of a change and the signature check.
-pub fn signer(change: &Change, signature: &[u8]) -> Result<DeviceId, Refusal> {
+/// The signer of a change of document `doc` in space `space`, and the
+/// signature check (which binds all three).
+pub fn signer(space: &str, doc: &DocId, change: &Change, signature: &[u8]) -> Result<DeviceId, Refusal> {
     let device = DeviceId::from_actor(change.actor_id())
         .ok_or_else(|| Refusal::Malformed("actor id is not a device key".into()))?;
-    verify_change(&device, &change.hash(), signature)?;
+    verify_change(&device, space, doc, &change.hash(), signature)?;
     Ok(device)
 }
 
 /// The signer, verifying the signature unless a verified later change of the
 /// same actor already vouches for this one (`vouched`).
-fn signer_or_vouched(change: &Change, signature: &[u8], vouched: bool) -> Result<DeviceId, Refusal> {
+fn signer_or_vouched(
+    space: &str,
+    doc: &DocId,
+    change: &Change,
+    signature: &[u8],
+    vouched: bool,
+) -> Result<DeviceId, Refusal> {
     if vouched {
         DeviceId::from_actor(change.actor_id()).ok_or_else(|| Refusal::Malformed("actor id is not a device key".into()))
     } else {
-        signer(change, signature)
+        signer(space, doc, change, signature)
     }
 }
 
@@ -116,7 +123,7 @@ pub fn check_space_change(
     signature: &[u8],
     vouched: bool,
 ) -> Result<Author, Refusal> {
-    let device = signer_or_vouched(change, signature, vouched)?;
+    let device = signer_or_vouched(space_id, &DocId::Space, change, signature, vouched)?;
     let at = change.timestamp();
     let malformed = |e: crate::Error| Refusal::Malformed(e.to_string());
     if change.deps().is_empty() {
@@ -160,13 +167,14 @@ pub fn check_space_change(
 
 /// Judge a change to any document other than the space document.
 pub fn check_doc_change(
+    space_id: &str,
     doc_id: &DocId,
     current: &SpaceView,
     change: &Change,
     signature: &[u8],
     vouched: bool,
 ) -> Result<Author, Refusal> {
-    let device = signer_or_vouched(change, signature, vouched)?;
+    let device = signer_or_vouched(space_id, doc_id, change, signature, vouched)?;
     let author = current.author(&device, change.timestamp())?;
     if may_write(doc_id, &author) { Ok(author) } else { Err(Refusal::NotAWriter(doc_id.to_string())) }
 }

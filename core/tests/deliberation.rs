@@ -120,8 +120,10 @@ fn moderation_by_coordinators_only_and_logged() {
     automerge::transaction::Transactable::put(&mut tx, &h, "reason", "mine").expect("put");
     tx.commit();
     let c = forged.get_last_local_change().expect("change");
-    let signed =
-        linli_core::doc::SignedChange { bytes: c.raw_bytes().to_vec(), signature: key.sign_change(&c.hash()).to_vec() };
+    let signed = linli_core::doc::SignedChange {
+        bytes: c.raw_bytes().to_vec(),
+        signature: key.sign_change(&space, &doc, &c.hash()).to_vec(),
+    };
     let r = coord.apply(&space, &doc, vec![signed]).expect("apply");
     assert_eq!(r.refused.len(), 1, "{r:?}");
     assert_eq!(r.refused[0].1, Refusal::NotAWriter(doc.to_string()));

@@ -63,7 +63,7 @@ fn a_first_change_with_sequence_two() {
     let w = world();
     let doc = DocId::own_public(&w.resident, "2026");
     let honest = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| tx.put(ROOT, "a", 1).map(|_| ()).expect("put"));
-    let forged = forge(&honest, &w.key, |e| e.seq = 2);
+    let forged = forge(&honest, &w.space, &doc, &w.key, |e| e.seq = 2);
     assert_malformed(&w.admin, &w.space, &doc, vec![forged]);
     still_serving(&w, &doc);
 }
@@ -75,7 +75,7 @@ fn a_gap_in_an_actors_sequence_numbers() {
     let first = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| tx.put(ROOT, "a", 1).expect("put"));
     assert_eq!(w.admin.apply(&w.space, &doc, vec![first]).expect("apply").accepted.len(), 1);
     let second = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| tx.put(ROOT, "b", 2).expect("put"));
-    let forged = forge(&second, &w.key, |e| e.seq = 5);
+    let forged = forge(&second, &w.space, &doc, &w.key, |e| e.seq = 5);
     assert_malformed(&w.admin, &w.space, &doc, vec![forged]);
     still_serving(&w, &doc);
 }
@@ -90,7 +90,7 @@ fn operation_counters_that_overlap_the_actors_earlier_ones() {
     });
     assert_eq!(w.admin.apply(&w.space, &doc, vec![first]).expect("apply").accepted.len(), 1);
     let second = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| tx.put(ROOT, "c", 2).expect("put"));
-    let forged = forge(&second, &w.key, |e| e.start_op = std::num::NonZeroU64::MIN);
+    let forged = forge(&second, &w.space, &doc, &w.key, |e| e.start_op = std::num::NonZeroU64::MIN);
     assert_malformed(&w.admin, &w.space, &doc, vec![forged]);
     still_serving(&w, &doc);
 }
@@ -108,7 +108,7 @@ fn an_operation_on_an_object_that_does_not_exist() {
     let _ = maker;
     let obj = obj.expect("object id");
     let honest = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| tx.put(ROOT, "a", 1).expect("put"));
-    let forged = forge(&honest, &w.key, |e| {
+    let forged = forge(&honest, &w.space, &doc, &w.key, |e| {
         let automerge::ObjId::Id(counter, actor, _) = obj else { panic!("an op id") };
         e.operations[0].obj = automerge::legacy::ObjectId::Id(automerge::legacy::OpId::new(counter, &actor));
     });
@@ -142,7 +142,7 @@ fn a_planted_held_change_does_not_break_an_admins_edit_nor_lose_other_held_chang
     let tablet = DeviceKey::generate().expect("key");
     let doc = DocId::own_public(&resident, "2026");
     let honest = craft(&admin, &space, &doc, &tablet, &tablet, |tx| tx.put(ROOT, "post", "hello").expect("put"));
-    let bad = forge(&honest, &tablet, |e| e.seq = 2);
+    let bad = forge(&honest, &space, &doc, &tablet, |e| e.seq = 2);
     let other_doc = DocId::own_public(&resident, "2027");
     let good = craft(&admin, &space, &other_doc, &tablet, &tablet, |tx| tx.put(ROOT, "post", "kept").expect("put"));
     let r = admin.apply(&space, &doc, vec![bad]).expect("held");
@@ -178,7 +178,10 @@ fn a_dependency_chain_sent_in_reverse_merges_whole() {
         tx.put(ROOT, format!("k{i}"), i).expect("put");
         tx.commit();
         let c = d.get_last_local_change().expect("change");
-        chain.push(SignedChange { bytes: c.raw_bytes().to_vec(), signature: w.key.sign_change(&c.hash()).to_vec() });
+        chain.push(SignedChange {
+            bytes: c.raw_bytes().to_vec(),
+            signature: w.key.sign_change(&w.space, &doc, &c.hash()).to_vec(),
+        });
     }
     chain.reverse();
     let r = w.admin.apply(&w.space, &doc, chain).expect("apply");
@@ -214,4 +217,40 @@ fn two_transfers_of_i64_max_points_are_set_aside_not_summed() {
     let aside = linli_core::ledger::set_aside(&w.admin, &w.space).expect("set aside");
     assert_eq!(aside.iter().filter(|a| a.reason == "points out of range").count(), 2, "{aside:?}");
     drop(neighbour_phone);
+}
+
+#[test]
+fn a_ballot_or_result_copied_into_another_items_document_is_refused() {
+    let w = world();
+    // The resident's first ballot in vote 1, replayed by a neighbour into the
+    // resident's document for vote 2, where it would count as their ballot.
+    let vote1 = DocId::own_private(&w.resident, "vote-1");
+    let vote2 = DocId::own_private(&w.resident, "vote-2");
+    let ballot = craft(&w.admin, &w.space, &vote1, &w.key, &w.key, |tx| tx.put(ROOT, "ballot", "yes").expect("put"));
+    assert_eq!(w.admin.apply(&w.space, &vote1, vec![ballot.clone()]).expect("apply").accepted.len(), 1);
+    let r = w.admin.apply(&w.space, &vote2, vec![ballot.clone()]).expect("apply");
+    assert!(matches!(r.refused.as_slice(), [(_, Refusal::BadSignature)]), "{r:?}");
+    assert!(w.admin.heads(&w.space, &vote2).expect("heads").is_empty());
+    // …so the resident's real vote-2 ballot is theirs, not an equivocation.
+    let real = craft(&w.admin, &w.space, &vote2, &w.key, &w.key, |tx| tx.put(ROOT, "ballot", "no").expect("put"));
+    assert_eq!(w.admin.apply(&w.space, &vote2, vec![real]).expect("apply").accepted.len(), 1);
+    assert!(w.admin.flagged_devices(&w.space).expect("flags").is_empty(), "nobody is flagged");
+    // The same for a coordinator's published result, and for another space.
+    let results1 = DocId::Results { item: "vote-1".into() };
+    let results2 = DocId::Results { item: "vote-2".into() };
+    let published = w.admin.write(&w.space, &results1, |tx| Ok(tx.put(ROOT, "yes", 3)?)).expect("write").expect("hash");
+    let signed = w
+        .admin
+        .changes_since(&w.space, &results1, &[])
+        .expect("changes")
+        .into_iter()
+        .find(|c| automerge::Change::try_from(c.bytes.as_slice()).expect("change").hash() == published)
+        .expect("the result's change");
+    let r = w.admin.apply(&w.space, &results2, vec![signed.clone()]).expect("apply");
+    assert!(matches!(r.refused.as_slice(), [(_, Refusal::BadSignature)]), "{r:?}");
+    let elsewhere = phone();
+    let other_space = elsewhere.create_space("other", "x").expect("space");
+    let r = elsewhere.apply(&other_space, &vote1, vec![ballot]).expect("apply");
+    assert!(!r.refused.is_empty() || !r.held.is_empty(), "{r:?}");
+    assert!(r.accepted.is_empty());
 }

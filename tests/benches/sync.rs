@@ -187,8 +187,10 @@ fn build_large(server_dir: &std::path::Path, phone_device: &linli_core::identity
                 tx.put(ROOT, key.as_str(), value.as_str()).expect("put");
                 tx.commit_with(CommitOptions::default().with_time(now_ms()));
                 let c = d.get_last_local_change().expect("change");
-                batch
-                    .push(SignedChange { bytes: c.raw_bytes().to_vec(), signature: k.sign_change(&c.hash()).to_vec() });
+                batch.push(SignedChange {
+                    bytes: c.raw_bytes().to_vec(),
+                    signature: k.sign_change(&space, &doc, &c.hash()).to_vec(),
+                });
                 export[kind]
                     .as_array_mut()
                     .expect("a")

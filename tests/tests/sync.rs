@@ -238,7 +238,7 @@ fn bad_requests_get_clear_4xx_and_change_nothing() {
     let change = d.get_last_local_change().expect("change");
     let forged = linli_core::doc::SignedChange {
         bytes: change.raw_bytes().to_vec(),
-        signature: stranger.sign_change(&change.hash()).to_vec(),
+        signature: stranger.sign_change(&space, &doc, &change.hash()).to_vec(),
     };
     let req = Request {
         space: space_bytes,

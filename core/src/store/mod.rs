@@ -170,6 +170,9 @@ struct Inner {
     key: DeviceKey,
     docs: DocCache,
     views: HashMap<String, SpaceView>,
+    /// Some stored signatures are version 1 (from before the upgrade), so
+    /// a duplicate offered with a version-2 signature is worth keeping.
+    legacy_signatures: bool,
 }
 
 pub struct Store {
@@ -259,8 +262,9 @@ impl Store {
             }
         };
         let device = key.id();
+        let legacy_signatures = resign_own(&mut conn, &key)?;
         Ok(Store {
-            inner: Mutex::new(Inner { conn, key, docs: DocCache::default(), views: HashMap::new() }),
+            inner: Mutex::new(Inner { conn, key, docs: DocCache::default(), views: HashMap::new(), legacy_signatures }),
             listeners: Mutex::new(Vec::new()),
             device,
             epoch,
@@ -336,7 +340,7 @@ impl Store {
         tx.commit_with(CommitOptions::default().with_time(now));
         let change = doc.get_last_local_change().ok_or_else(|| Error::Internal("genesis produced no change".into()))?;
         let space_id = trust::space_id_of(&change.hash());
-        let sig = inner.key.sign_change(&change.hash());
+        let sig = inner.key.sign_change(&space_id, &DocId::Space, &change.hash());
         inner.conn.execute(
             "INSERT INTO spaces (space_id, name, member_id) VALUES (?1, ?2, ?3)",
             params![space_id, name, member],
@@ -495,7 +499,7 @@ impl Store {
         tx.commit_with(CommitOptions::default().with_time(now));
         let change =
             trial.get_last_local_change().ok_or_else(|| Error::Internal("redemption produced no change".into()))?;
-        let sig = invite_key.sign_change(&change.hash());
+        let sig = invite_key.sign_change(&space_id, &DocId::Space, &change.hash());
         let report =
             merge_guarded(&mut inner, &space_id, &DocId::Space, vec![(change, sig.to_vec())], Vec::new(), false)?;
         refused_as_error(&DocId::Space, &report)?;
@@ -532,7 +536,7 @@ impl Store {
         let Some(hash) = hash else { return Ok(None) };
         let change =
             trial.get_change_by_hash(&hash).ok_or_else(|| Error::Internal("committed change missing".into()))?;
-        let sig = inner.key.sign_change(&hash);
+        let sig = inner.key.sign_change(space, &DocId::Space, &hash);
         let report = merge_guarded(&mut inner, space, &DocId::Space, vec![(change, sig.to_vec())], Vec::new(), false)?;
         refused_as_error(&DocId::Space, &report)?;
         drop(inner);
@@ -584,7 +588,7 @@ impl Store {
         } else {
             Vec::new()
         };
-        let sig = inner.key.sign_change(&hash);
+        let sig = inner.key.sign_change(space, doc_id, &hash);
         let batch = Accepted { changes: vec![(change, sig.to_vec())], writes };
         let outcome = Outcome { accepted: &batch, refused: &[], flags: &[], held: &[], held_done: &[] };
         if let Err(e) = persist(&mut inner, space, doc_id, &outcome, None) {
@@ -717,7 +721,7 @@ impl Store {
         loop {
             let rows: Vec<FeedRow> = {
                 let mut stmt = inner.conn.prepare_cached(
-                    "SELECT doc_id, actor, hash, signature, arrived FROM changes WHERE space_id = ?1 AND arrived > ?2 ORDER BY arrived LIMIT 2048",
+                    "SELECT doc_id, actor, hash, signature, arrived FROM changes WHERE space_id = ?1 AND arrived > ?2 AND sig_version = 2 ORDER BY arrived LIMIT 2048",
                 )?;
                 let rows = stmt.query_map(params![space, seq_sql(feed.cursor)], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -769,7 +773,7 @@ impl Store {
         let mut transient = HashMap::new();
         let snapshot = peek(&mut inner, &mut transient, space, doc_id)?.save();
         let mut stmt = inner.conn.prepare_cached(
-            "SELECT hash, signature, max(seq) FROM changes WHERE space_id = ?1 AND doc_id = ?2 GROUP BY actor",
+            "SELECT hash, signature, max(seq) FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND sig_version = 2 GROUP BY actor",
         )?;
         let rows = stmt.query_map(params![space, doc_id.to_string()], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?)))?;
         let mut signed = Vec::new();
@@ -1204,17 +1208,23 @@ fn merge(
     let mut refused: Vec<(Option<ChangeHash>, Refusal)> = refused_before.to_vec();
     let mut flags: Vec<(Vec<u8>, ChangeHash)> = Vec::new();
     let mut pending: Vec<(Change, Vec<u8>)> = Vec::new();
+    let inner_legacy = inner.legacy_signatures;
     {
         let mut seen = HashSet::new();
+        let mut upgrades = Vec::new();
         let doc = load(inner, space, doc_id)?;
         for (c, sig) in changes {
             let h = c.hash();
             if doc.get_change_meta_by_hash(&h).is_some() || !seen.insert(h) {
                 report.duplicates += 1;
+                if inner_legacy && !sig.is_empty() {
+                    upgrades.push((c, sig));
+                }
             } else {
                 pending.push((c.clone(), sig.clone()));
             }
         }
+        upgrade_signatures(&inner.conn, space, doc_id, &upgrades)?;
     }
     // Equivocation: a different change already holds this (actor, seq).
     {
@@ -1234,7 +1244,7 @@ fn merge(
             match other {
                 Some(o) if o != c.hash() => {
                     // Only a correctly signed duplicate is evidence against the device.
-                    if trust::signer(&c, &sig).is_ok() {
+                    if trust::signer(space, doc_id, &c, &sig).is_ok() {
                         flags.push((actor.clone(), c.hash()));
                     }
                     refused.push((Some(c.hash()), Refusal::Equivocation(seq)));
@@ -1247,7 +1257,7 @@ fn merge(
         }
         pending = keep;
     }
-    let vouched = vouch(&pending);
+    let vouched = vouch(space, doc_id, &pending);
     let order = causal_order(&pending);
     let mut held: Vec<(Change, Vec<u8>)> = Vec::new();
     let mut held_hashes: HashSet<ChangeHash> = HashSet::new();
@@ -1305,7 +1315,7 @@ fn merge(
             contained(|| trust::check_space_change(space, doc, &current, &c, &sig, signed).map(|_| ()))
                 .unwrap_or_else(|| Err(Refusal::Malformed("the change is inconsistent with the register".into())))
         } else {
-            trust::check_doc_change(doc_id, &current, &c, &sig, signed).map(|_| ())
+            trust::check_doc_change(space, doc_id, &current, &c, &sig, signed).map(|_| ())
         };
         if let Err(reason) = verdict {
             if *doc_id != DocId::Space && reason == Refusal::UnknownDevice {
@@ -1424,7 +1434,7 @@ fn retry_held(inner: &mut Inner, space: &str) -> Result<Vec<DocId>> {
 /// each actor, the signature of its latest change in the batch is verified,
 /// and every earlier change of that actor it reaches through its deps is
 /// vouched for by that one signature (a hash commits to its whole history).
-fn vouch(batch: &[(Change, Vec<u8>)]) -> HashSet<ChangeHash> {
+fn vouch(space: &str, doc_id: &DocId, batch: &[(Change, Vec<u8>)]) -> HashSet<ChangeHash> {
     let by_hash: HashMap<ChangeHash, &Change> = batch.iter().map(|(c, _)| (c.hash(), c)).collect();
     let mut latest: HashMap<&automerge::ActorId, (&Change, &[u8])> = HashMap::new();
     for (c, sig) in batch {
@@ -1435,7 +1445,7 @@ fn vouch(batch: &[(Change, Vec<u8>)]) -> HashSet<ChangeHash> {
     }
     let mut vouched = HashSet::new();
     for (actor, (head, sig)) in latest {
-        if trust::signer(head, sig).is_err() {
+        if trust::signer(space, doc_id, head, sig).is_err() {
             continue;
         }
         let mut stack = vec![head.hash()];
@@ -1584,7 +1594,7 @@ fn write_changes(
     {
         let mut next = max_arrived(tx, space)?;
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO changes (space_id, doc_id, actor, seq, hash, signature, arrived) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO changes (space_id, doc_id, actor, seq, hash, signature, arrived, sig_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 2)",
         )?;
         for (c, sig) in &accepted.changes {
             next += 1;
@@ -1613,6 +1623,52 @@ fn write_changes(
     Ok(arrived)
 }
 
+/// Re-sign this device's own version-1 signatures as version 2 (the store
+/// holds its key). Returns whether version-1 signatures of other devices
+/// remain, which only a peer holding their version-2 signature can replace.
+fn resign_own(conn: &mut Connection, key: &DeviceKey) -> Result<bool> {
+    let legacy: bool = conn.prepare("SELECT 1 FROM changes WHERE sig_version = 1")?.exists([])?;
+    if !legacy {
+        return Ok(false);
+    }
+    let rows: Vec<(String, String, Vec<u8>, i64)> = {
+        let mut stmt =
+            conn.prepare("SELECT space_id, doc_id, hash, seq FROM changes WHERE sig_version = 1 AND actor = ?1")?;
+        let rows = stmt.query_map([key.id().0.to_vec()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare(
+            "UPDATE changes SET signature = ?5, sig_version = 2 WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4",
+        )?;
+        for (space, doc, hash, seq) in rows {
+            let (Ok(doc_id), Ok(hash)) = (doc.parse::<DocId>(), ChangeHash::try_from(hash.as_slice())) else {
+                continue;
+            };
+            let sig = key.sign_change(&space, &doc_id, &hash);
+            stmt.execute(params![space, doc, key.id().0.to_vec(), seq, sig.to_vec()])?;
+        }
+    }
+    tx.commit()?;
+    Ok(conn.prepare("SELECT 1 FROM changes WHERE sig_version = 1")?.exists([])?)
+}
+
+/// Keep a version-2 signature a peer offers for a change stored here with a
+/// version-1 one.
+fn upgrade_signatures(conn: &Connection, space: &str, doc_id: &DocId, offered: &[(&Change, &Vec<u8>)]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE changes SET signature = ?5, sig_version = 2
+         WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4 AND sig_version = 1",
+    )?;
+    for (c, sig) in offered {
+        if trust::signer(space, doc_id, c, sig).is_ok() {
+            stmt.execute(params![space, doc_id.to_string(), c.actor_id().to_bytes(), seq_sql(c.seq()), sig])?;
+        }
+    }
+    Ok(())
+}
+
 /// Sequence numbers are stored as SQLite integers.
 fn seq_sql(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
@@ -1635,6 +1691,43 @@ mod tests {
         assert_eq!(year_of(1_709_164_800_000), 2024); // 2024-02-29
         assert_eq!(iso_utc(1_709_164_800_000 + 3_661_000), "2024-02-29T01:01:01Z");
         assert_eq!(iso_utc(1_767_225_599_999), "2025-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn version_1_signatures_are_re_signed_when_the_store_opens_and_never_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("linli.db");
+        let (space, member) = {
+            let store = Store::open(&path).expect("open");
+            let space = store.create_space("s", "a").expect("space");
+            let me = store.my_member(&space).expect("me");
+            store.write(&space, &DocId::own_public(&me, "2026"), |tx| Ok(tx.put(ROOT, "k", 1)?)).expect("write");
+            (space, me)
+        };
+        // As a store made before version 2 left them, with a stranger's row too.
+        {
+            let conn = Connection::open(&path).expect("raw");
+            conn.execute("UPDATE changes SET sig_version = 1, signature = x'00'", []).expect("downgrade");
+            conn.execute(
+                "INSERT INTO changes (space_id, doc_id, actor, seq, hash, signature, arrived, sig_version)
+                 VALUES (?1, 'item/x', x'01', 1, x'02', x'03', 999, 1)",
+                [&space],
+            )
+            .expect("stranger");
+        }
+        let store = Store::open(&path).expect("reopen");
+        let mine: i64 = store
+            .query(|c| Ok(c.query_row("SELECT count(*) FROM changes WHERE sig_version = 2", [], |r| r.get(0))?))
+            .expect("count");
+        assert_eq!(mine, 2, "the genesis and the write are re-signed");
+        let feed = store.feed(&space, 0, 1 << 20, &|_| true, &HashSet::new()).expect("feed");
+        assert_eq!(feed.changes, 2, "the version-1 row is not served");
+        let other = Store::open(dir.path().join("other.db")).expect("other");
+        for b in feed.batches {
+            let r = other.apply(&space, &b.doc, b.changes).expect("apply");
+            assert!(r.refused.is_empty(), "re-signed changes verify: {r:?}");
+        }
+        assert_eq!(other.heads(&space, &DocId::own_public(&member, "2026")).expect("heads").len(), 1);
     }
 
     #[test]

@@ -69,6 +69,12 @@
 //! 8. Hostile peers.
 //!    - `held.actor`: the actor of a held change, so held changes are capped
 //!      per device ([`super::HELD_PER_DEVICE`]), not per space.
+//! 9. Signatures, version 2.
+//!    - `changes.sig_version`: 2 for a signature over (space, document,
+//!      hash); 1 for one over the hash alone, made before. A store re-signs
+//!      its own device's changes when it opens; a version-1 row is never
+//!      served to a peer, and is upgraded when a peer offers the same change
+//!      with a valid version-2 signature.
 
 use rusqlite::Connection;
 
@@ -354,6 +360,8 @@ pub const MIGRATIONS: &[&str] = &[
     // 8: held changes are counted (and capped) per device
     "ALTER TABLE held ADD COLUMN actor BLOB NOT NULL DEFAULT x'';
      CREATE INDEX held_by_actor ON held (space_id, actor);",
+    // 9: change signatures bind the space and the document (version 2)
+    "ALTER TABLE changes ADD COLUMN sig_version INTEGER NOT NULL DEFAULT 1;",
 ];
 
 /// Bring the schema up to `target` migrations (normally all of them).

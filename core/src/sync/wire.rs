@@ -1,4 +1,4 @@
-//! Wire format v1 of the sync protocol (documented in `docs/sync-protocol.md`).
+//! Wire format v2 of the sync protocol (documented in `docs/sync-protocol.md`).
 //!
 //! A compact, length-prefixed binary format. Integers are unsigned LEB128;
 //! `bytes` is a length then the bytes; `str` is `bytes` holding UTF-8. Every
@@ -8,8 +8,9 @@
 
 use crate::doc::{DocId, SignedChange};
 
-pub const REQUEST_MAGIC: &[u8; 4] = b"LNQ1";
-pub const RESPONSE_MAGIC: &[u8; 4] = b"LNR1";
+/// Version 2: change signatures bind the space and the document.
+pub const REQUEST_MAGIC: &[u8; 4] = b"LNQ2";
+pub const RESPONSE_MAGIC: &[u8; 4] = b"LNR2";
 
 /// Why bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -68,7 +68,10 @@ pub fn craft(
     f(&mut tx);
     tx.commit_with(CommitOptions::default().with_time(now_ms()));
     let change = d.get_last_local_change().expect("change");
-    SignedChange { bytes: change.raw_bytes().to_vec(), signature: signer.sign_change(&change.hash()).to_vec() }
+    SignedChange {
+        bytes: change.raw_bytes().to_vec(),
+        signature: signer.sign_change(space, doc, &change.hash()).to_vec(),
+    }
 }
 
 /// Copy every document of `space` from one store to another, register first.
@@ -133,6 +136,8 @@ pub fn deliver_shuffled(to: &Store, space: &str, changes: &[(DocId, SignedChange
 /// automerge would make, but one a hostile device can send.
 pub fn forge(
     change: &SignedChange,
+    space: &str,
+    doc: &DocId,
     signer: &DeviceKey,
     f: impl FnOnce(&mut automerge::ExpandedChange),
 ) -> SignedChange {
@@ -141,5 +146,8 @@ pub fn forge(
     e.hash = None;
     f(&mut e);
     let forged = automerge::Change::from(e);
-    SignedChange { bytes: forged.raw_bytes().to_vec(), signature: signer.sign_change(&forged.hash()).to_vec() }
+    SignedChange {
+        bytes: forged.raw_bytes().to_vec(),
+        signature: signer.sign_change(space, doc, &forged.hash()).to_vec(),
+    }
 }
