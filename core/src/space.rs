@@ -118,6 +118,56 @@ pub struct Device {
     pub label: String,
     pub added_at: i64,
     pub revoked_at: Option<i64>,
+    /// Written with a revocation of the device, a removal of its member or a
+    /// demotion: what the revoker had seen of the device (see [`Cut`]).
+    pub cut: Option<Cut>,
+}
+
+/// The line a revocation draws under a device's work. For each document, the
+/// sequence number of the device's last change the revoker had merged when
+/// it revoked: those changes keep counting, with the rank the device had
+/// then; any later change — whatever deps, sequence or clock it claims — is
+/// judged by the device's standing now (none, once it is revoked or its
+/// member removed). A device revoked with no cut recorded keeps nothing.
+///
+/// Kept as JSON at `members/<m>/devices/<d>/cut`. Concurrent cuts (two
+/// admins revoking at once) merge: the highest sequence number per
+/// document (both revokers had seen it) and the lowest rank.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cut {
+    pub rank: Rank,
+    pub docs: BTreeMap<String, u64>,
+}
+
+/// How much a device could write: a member's own documents, the
+/// coordinators' kinds, or everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rank {
+    #[default]
+    Member,
+    Coordinator,
+    Admin,
+}
+
+impl Rank {
+    pub fn of(member: &Member) -> Rank {
+        if member.has(Role::Admin) {
+            Rank::Admin
+        } else if member.has(Role::Coordinator) {
+            Rank::Coordinator
+        } else {
+            Rank::Member
+        }
+    }
+
+    fn author(self, member: &str) -> Author {
+        match self {
+            Rank::Admin => Author::Admin(member.into()),
+            Rank::Coordinator => Author::Coordinator(member.into()),
+            Rank::Member => Author::Member(member.into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +281,52 @@ impl SpaceView {
             Some((id, _)) => Ok(Author::InviteBearer(id.clone())),
             None => Err(Refusal::UnknownDevice),
         }
+    }
+
+    /// A device's standing for its change number `seq` in document `doc`:
+    /// what the register says now — unless a revocation, removal or
+    /// demotion cut the device off, in which case a change the revoker had
+    /// seen (`seq` at or below the cut) keeps the rank the device had then.
+    /// No clock and no deps enter: a stolen phone that never syncs its
+    /// revocation cannot date or base its way around it.
+    pub fn standing(&self, device: &DeviceId, doc: &crate::doc::DocId, seq: u64) -> Result<Author, Refusal> {
+        if let Some((id, m)) = self.member_of(device)
+            && let Some(d) = m.devices.get(device)
+        {
+            let revoked = d.revoked_at.is_some() || m.status == MemberStatus::Removed;
+            if let Some(cut) = &d.cut
+                && cut.docs.get(&doc.to_string()).is_some_and(|c| seq <= *c)
+            {
+                return Ok(cut.rank.author(id));
+            }
+            if revoked {
+                return Err(Refusal::RevokedDevice);
+            }
+        }
+        self.author(device, i64::MAX)
+    }
+
+    /// Whether a later change by `device` could be judged differently from
+    /// what the register said before a revocation: it has a cut, or it is
+    /// revoked (or its member removed) without one.
+    pub fn revocation(&self, device: &DeviceId) -> Option<Cut> {
+        let (_, m) = self.member_of(device)?;
+        let d = m.devices.get(device)?;
+        match &d.cut {
+            Some(c) => Some(c.clone()),
+            None if d.revoked_at.is_some() || m.status == MemberStatus::Removed => Some(Cut::default()),
+            None => None,
+        }
+    }
+
+    /// Every device the register lists.
+    pub fn device_ids(&self) -> impl Iterator<Item = DeviceId> + '_ {
+        self.devices.keys().copied()
+    }
+
+    /// Every device with a revocation, and its cut.
+    pub fn revocations(&self) -> BTreeMap<DeviceId, Cut> {
+        self.devices.keys().filter_map(|d| self.revocation(d).map(|c| (*d, c))).collect()
     }
 
     /// Read the whole register from a document.
@@ -396,6 +492,20 @@ impl Touched {
                 }
                 None => {}
             }
+        }
+        t
+    }
+
+    /// Every entry of both registers: what a rebuilt register re-projects.
+    pub fn everything(before: &SpaceView, after: &SpaceView) -> Touched {
+        let mut t = Touched(BTreeMap::new(), true);
+        for v in [before, after] {
+            t.0.entry(Section::Members).or_default().extend(v.members.keys().cloned());
+            t.0.entry(Section::Units).or_default().extend(v.units.keys().cloned());
+            t.0.entry(Section::Households).or_default().extend(v.households.keys().cloned());
+            t.0.entry(Section::Links).or_default().extend(v.links.keys().cloned());
+            t.0.entry(Section::Grids).or_default().extend(v.grids.keys().cloned());
+            t.0.entry(Section::Invites).or_default().extend(v.invites.keys().cloned());
         }
         t
     }
@@ -942,6 +1052,7 @@ fn read_member<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Member> {
                     label: get_str(doc, &d, "label").unwrap_or_default(),
                     added_at: get_i64(doc, &d, "added_at").unwrap_or_default(),
                     revoked_at: get_i64(doc, &d, "revoked_at"),
+                    cut: read_cut(doc, &d),
                 },
             );
         }
@@ -955,6 +1066,39 @@ fn read_member<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Member> {
         roles,
         devices,
     })
+}
+
+/// Every concurrent value of a device's cut, merged (see [`Cut`]).
+fn read_cut<R: ReadDoc>(doc: &R, device: &ObjId) -> Option<Cut> {
+    let values = doc.get_all(device, "cut").ok()?;
+    let mut merged: Option<Cut> = None;
+    for (v, _) in values {
+        let Value::Scalar(s) = v else { continue };
+        let ScalarValue::Str(text) = s.as_ref() else { continue };
+        let Ok(cut) = serde_json::from_str::<Cut>(text) else { continue };
+        merged = Some(match merged {
+            None => cut,
+            Some(mut m) => {
+                m.rank = m.rank.min(cut.rank);
+                for (doc, seq) in cut.docs {
+                    let e = m.docs.entry(doc).or_insert(seq);
+                    *e = (*e).max(seq);
+                }
+                m
+            }
+        });
+    }
+    merged
+}
+
+/// Record what the revoker had seen of a device, with its revocation,
+/// removal or demotion (in the same change).
+pub fn write_cut<T: Transactable>(tx: &mut T, member: &str, device: &DeviceId, cut: &Cut) -> Result<()> {
+    let m = member_obj(tx, member)?;
+    let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("member has no devices".into()))?;
+    let d = map_at(tx, &devices, &device.to_hex()).ok_or_else(|| Error::NotFound("device".into()))?;
+    tx.put(&d, "cut", serde_json::to_string(cut)?)?;
+    Ok(())
 }
 
 fn read_unit<R: ReadDoc>(doc: &R, obj: &ObjId) -> Unit {

@@ -13,11 +13,17 @@
 //!   whatever order changes arrive in, and a revoked coordinator's offline
 //!   edits made before they could have seen the revocation still count.
 //! * A change to **any other document** has no causal link to the register, so
-//!   it is judged against the receiver's current register, with device
-//!   revocation dated: a device revoked at time `t` is refused for changes it
-//!   dated at or after `t`. A change from a device the receiver does not know
-//!   yet is refused *for now* (nothing recorded against the device) and is
-//!   accepted when it is offered again after the register arrives.
+//!   it is judged against the receiver's current register. A revoked device
+//!   (or a removed member's, or a demoted one's) counts only for the changes
+//!   its revocation's cut names — those the revoker had merged — whatever
+//!   clock the device claims ([`SpaceView::standing`]). A change from a
+//!   device the receiver does not know yet is refused *for now* (nothing
+//!   recorded against the device) and is accepted when it is offered again
+//!   after the register arrives.
+//! * A revocation binds register changes too: a change beyond the device's
+//!   cut must pass both as judged at its causal past and as the device's
+//!   standing in the receiver's register, so a stolen phone that never syncs
+//!   its revocation cannot keep acting on the register it saw.
 
 use automerge::{Automerge, Change, ChangeHash};
 
@@ -115,10 +121,17 @@ fn sorted(h: &[ChangeHash]) -> Vec<ChangeHash> {
 
 /// Judge a change to the space document. `doc` holds all of the change's
 /// deps; `current` is the register at `doc`'s heads. Returns the author.
+///
+/// `revocations` is the register as the receiver knows it (normally the same
+/// as `current`; while a document is rebuilt, the register that caused the
+/// rebuild): a revocation known there binds the device whatever past the
+/// change claims — a change beyond the device's cut must also pass as the
+/// device's standing now.
 pub fn check_space_change(
     space_id: &str,
     doc: &Automerge,
     current: &SpaceView,
+    revocations: &SpaceView,
     change: &Change,
     signature: &[u8],
     vouched: bool,
@@ -151,17 +164,27 @@ pub fn check_space_change(
     let pre = past_view.as_ref().unwrap_or(current);
     // In the causal past, any revocation or removal already happened: judge as of "now".
     let author = pre.author(&device, i64::MAX)?;
-    match author {
-        Author::Admin(_) => return Ok(author),
-        Author::Member(_) => return Err(Refusal::NotAWriter(DocId::Space.to_string())),
-        Author::Coordinator(_) | Author::InviteBearer(_) => {}
+    // A revocation this replica knows of, beyond the device's cut.
+    let now = match revocations.revocation(&device) {
+        Some(_) => Some(revocations.standing(&device, &DocId::Space, change.seq())?),
+        None => None,
+    };
+    let judged: Vec<(&SpaceView, &Author)> =
+        std::iter::once((pre, &author)).chain(now.as_ref().map(|a| (revocations, a))).collect();
+    if judged.iter().any(|(_, a)| matches!(a, Author::Member(_))) {
+        return Err(Refusal::NotAWriter(DocId::Space.to_string()));
+    }
+    if judged.iter().all(|(_, a)| matches!(a, Author::Admin(_))) {
+        return Ok(author);
     }
     // A coordinator or an invite's bearer: look at exactly what the change
     // writes, applied on top of its own causal past.
     let mut trial = past_doc.unwrap_or_else(|| doc.clone());
     trial.apply_changes([change.clone()]).map_err(|e| Refusal::Malformed(e.to_string()))?;
     let writes = space::change_writes(&trial, change)?;
-    space::authorize(pre, &author, &writes, at)?;
+    for (view, a) in judged {
+        space::authorize(view, a, &writes, at)?;
+    }
     Ok(author)
 }
 
@@ -175,7 +198,7 @@ pub fn check_doc_change(
     vouched: bool,
 ) -> Result<Author, Refusal> {
     let device = signer_or_vouched(space_id, doc_id, change, signature, vouched)?;
-    let author = current.author(&device, change.timestamp())?;
+    let author = current.standing(&device, doc_id, change.seq())?;
     if may_write(doc_id, &author) { Ok(author) } else { Err(Refusal::NotAWriter(doc_id.to_string())) }
 }
 

@@ -31,8 +31,9 @@ fn pick(keys: &[String], x: u8) -> Option<&String> {
     (!keys.is_empty()).then(|| &keys[x as usize % keys.len()])
 }
 
-fn edit_for(v: &SpaceView, who: usize, i: usize, op: u8, x: u8, y: u8) -> Option<SpaceEdit> {
+fn edit_for(v: &SpaceView, who: usize, i: usize, op: u8, x: u8, y: u8, me: &str) -> Option<SpaceEdit> {
     let members: Vec<String> = v.members.keys().cloned().collect();
+    let others: Vec<String> = v.members.keys().filter(|m| *m != me).cloned().collect();
     let units: Vec<String> = v.units.keys().cloned().collect();
     Some(match op % 6 {
         0 => SpaceEdit::AddMember {
@@ -40,11 +41,14 @@ fn edit_for(v: &SpaceView, who: usize, i: usize, op: u8, x: u8, y: u8) -> Option
             name: format!("居民{x}"),
             roles: vec![Role::Resident],
         },
-        1 => SpaceEdit::SetRole {
-            member: pick(&members, x)?.clone(),
-            role: Role::ALL[y as usize % 4],
-            granted: x.is_multiple_of(2),
-        },
+        // Rights are taken away by the first admin alone, never from itself:
+        // concurrent revocations between privileged members (each cutting
+        // the other off) are the limit ADR 0001 states.
+        1 => {
+            let granted = who != 0 || x.is_multiple_of(2);
+            let pool = if granted { &members } else { &others };
+            SpaceEdit::SetRole { member: pick(pool, x)?.clone(), role: Role::ALL[y as usize % 4], granted }
+        }
         2 => SpaceEdit::AddUnit {
             unit: format!("u{who}x{i}"),
             building: format!("{}栋", y % 5),
@@ -60,7 +64,8 @@ fn edit_for(v: &SpaceView, who: usize, i: usize, op: u8, x: u8, y: u8) -> Option
             relation: [Relation::Owner, Relation::Tenant, Relation::Family][y as usize % 3],
         },
         4 => SpaceEdit::Rename { member: pick(&members, x)?.clone(), name: format!("改名{y}") },
-        _ => SpaceEdit::RemoveMember { member: pick(&members, x)?.clone() },
+        _ if who == 0 => SpaceEdit::RemoveMember { member: pick(&others, x)?.clone() },
+        _ => return None,
     })
 }
 
@@ -69,19 +74,24 @@ fn deliver(to: &Store, space: &str, mut changes: Vec<SignedChange>, rng: &mut Rn
         changes.swap(i, rng.below(i + 1));
     }
     // Random batches; changes whose deps have not arrived are offered again.
-    let mut rounds = 0;
-    while !changes.is_empty() {
-        rounds += 1;
-        assert!(rounds < 200, "delivery does not converge");
+    // Changes a revocation cuts off are refused (or removed later), and so
+    // are those built on them: offering stops once nothing more can merge.
+    let mut idle = 0;
+    while !changes.is_empty() && idle <= changes.len() + 2 {
         let n = 1 + rng.below(changes.len());
         let batch: Vec<SignedChange> = changes.drain(..n).collect();
         let report = to.apply(space, &DocId::Space, batch.clone()).expect("apply");
-        assert!(report.refused.is_empty(), "refused: {:?}", report.refused);
+        idle = if report.accepted.is_empty() && report.duplicates == 0 { idle + 1 } else { 0 };
         let held: BTreeSet<_> = report.missing_deps.iter().collect();
         changes.extend(batch.into_iter().filter(|c| {
             automerge::Change::try_from(c.bytes.as_slice()).map(|ch| held.contains(&ch.hash())).unwrap_or(false)
         }));
     }
+}
+
+/// A partial sync between two phones: whatever the receiver accepts.
+fn sync_into(from: &Store, to: &Store, space: &str) {
+    to.apply(space, &DocId::Space, all_changes(from, space, &DocId::Space)).expect("apply");
 }
 
 fn rows(s: &Store, space: &str) -> Vec<String> {
@@ -91,7 +101,7 @@ fn rows(s: &Store, space: &str) -> Vec<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
 
     #[test]
     fn space_changes_merge_to_the_same_register_in_any_order(
@@ -114,11 +124,12 @@ proptest! {
             if op >= 6 {
                 // A partial sync between two phones, so histories interleave.
                 let to = phones[(who + 1 + (x as usize % 2)) % 3];
-                copy_doc(p, to, &space, &DocId::Space);
+                sync_into(p, to, &space);
                 continue;
             }
             let v = p.view(&space).expect("view");
-            if let Some(e) = edit_for(&v, who, i, op, x, y) {
+            let me = p.my_member(&space).expect("me");
+            if let Some(e) = edit_for(&v, who, i, op, x, y, &me) {
                 // Edits outside the author's rights are refused locally; that is part of the test.
                 let _ = p.edit_space(&space, &[e]);
             }
@@ -137,14 +148,16 @@ proptest! {
         for r in &replicas {
             deliver(r, &space, all.clone(), &mut rng);
         }
-        // The authors converge too, by full exchange.
-        for p in phones {
-            deliver(p, &space, all.clone(), &mut rng);
-        }
+
         let want = replicas[0].view(&space).expect("view");
         let want_rows = rows(&replicas[0], &space);
         prop_assert!(!want.members.is_empty());
-        for s in replicas.iter().map(|r| &r.store).chain(phones.iter().map(|p| &p.store)) {
+        // Every replica that receives — the server, a hub, a new phone —
+        // holds the same changes and ends identical, whatever revocations cut
+        // off in between. (An author whose own changes were built on changes
+        // later cut off can lose them and reuse their sequence numbers: the
+        // limit ADR 0001 states; its store is not compared here.)
+        for s in replicas.iter().map(|r| &r.store) {
             prop_assert_eq!(&s.view(&space).expect("view"), &want);
             prop_assert_eq!(&rows(s, &space), &want_rows);
         }

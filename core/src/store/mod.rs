@@ -422,7 +422,14 @@ impl Store {
 
     /// Edit the register. All edits land in one signed change; rights are
     /// checked exactly as a peer would check them.
+    ///
+    /// A revocation of a device, a removal of a member or a demotion from
+    /// coordinator or admin records, in the same change, what this store has
+    /// merged of each device it cuts off ([`space::Cut`]): those changes
+    /// keep counting everywhere; anything else the device sends, whenever it
+    /// claims to have made it, does not.
     pub fn edit_space(&self, space: &str, edits: &[SpaceEdit]) -> Result<Option<ChangeHash>> {
+        let cuts = self.cuts_for(space, edits)?;
         self.local_space_write(space, |tx, pre, _me, now| {
             // Each edit sees the register as the earlier edits of the batch left it.
             let mut seen = pre.clone();
@@ -430,8 +437,55 @@ impl Store {
                 space::apply_edit(tx, &seen, e, now)?;
                 seen.refresh(tx, &e.touched())?;
             }
+            for (member, device, cut) in &cuts {
+                space::write_cut(tx, member, device, cut)?;
+            }
             Ok(())
         })
+    }
+
+    /// The cuts `edits` draw: for each device they revoke, remove or demote,
+    /// the last sequence number of its changes merged here, per document,
+    /// and the rank it had (kept from an earlier cut, which already bounds
+    /// what counts beyond it).
+    fn cuts_for(&self, space: &str, edits: &[SpaceEdit]) -> Result<Vec<(String, DeviceId, space::Cut)>> {
+        let pre = self.view(space)?;
+        let mut targets: BTreeMap<DeviceId, String> = BTreeMap::new();
+        for e in edits {
+            let (member, only) = match e {
+                SpaceEdit::RevokeDevice { member, device } => (member, Some(*device)),
+                SpaceEdit::RemoveMember { member } => (member, None),
+                SpaceEdit::SetRole { member, role: Role::Coordinator | Role::Admin, granted: false } => (member, None),
+                _ => continue,
+            };
+            let Some(m) = pre.members.get(member) else { continue };
+            for d in m.devices.keys().filter(|d| only.is_none_or(|o| o == **d)) {
+                targets.insert(*d, member.clone());
+            }
+        }
+        let inner = self.lock()?;
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT doc_id, max(seq) FROM changes WHERE space_id = ?1 AND actor = ?2 GROUP BY doc_id",
+        )?;
+        let mut out = Vec::new();
+        for (device, member) in targets {
+            let rows = stmt
+                .query_map(params![space, device.0.to_vec()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let earlier = pre.members.get(&member).and_then(|m| m.devices.get(&device)).and_then(|d| d.cut.clone());
+            let rank = match &earlier {
+                Some(c) => c.rank,
+                None => pre.members.get(&member).map(space::Rank::of).unwrap_or_default(),
+            };
+            let mut docs = earlier.map(|c| c.docs).unwrap_or_default();
+            for row in rows {
+                let (doc, seq) = row?;
+                let seq = u64::try_from(seq).unwrap_or(0);
+                let e = docs.entry(doc).or_insert(seq);
+                *e = (*e).max(seq);
+            }
+            out.push((member, device, space::Cut { rank, docs }));
+        }
+        Ok(out)
     }
 
     /// Make a one-time invite for a new member with `roles`. The returned code
@@ -519,8 +573,8 @@ impl Store {
     where
         F: FnOnce(&mut Transaction<'_>, &SpaceView, &str, i64) -> Result<()>,
     {
+        let me = self.my_member(space)?;
         let mut inner = self.lock()?;
-        let me = my_member(&inner.conn, space)?;
         let pre = view(&mut inner, space)?.clone();
         let now = now_ms();
         let actor = inner.key.actor();
@@ -1156,7 +1210,7 @@ fn merge_guarded(
 }
 
 /// The changes of a batch in an order where every change comes after those
-/// of its deps that are in the batch (Kahn's algorithm: O(n + deps)).
+/// of its deps that are in the batch (Kahn's algorithm, O(n log n)).
 fn causal_order(batch: &[(Change, Vec<u8>)]) -> Vec<usize> {
     let index: HashMap<ChangeHash, usize> = batch.iter().enumerate().map(|(i, (c, _))| (c.hash(), i)).collect();
     let mut waiting = vec![0usize; batch.len()];
@@ -1169,14 +1223,17 @@ fn causal_order(batch: &[(Change, Vec<u8>)]) -> Vec<usize> {
             }
         }
     }
-    let mut ready: std::collections::VecDeque<usize> = (0..batch.len()).filter(|&i| waiting[i] == 0).collect();
+    // Ready changes are taken smallest hash first: the order is a function
+    // of the set of changes, not of the order they were listed in.
+    let mut ready: BTreeSet<(ChangeHash, usize)> =
+        (0..batch.len()).filter(|&i| waiting[i] == 0).map(|i| (batch[i].0.hash(), i)).collect();
     let mut order = Vec::with_capacity(batch.len());
-    while let Some(i) = ready.pop_front() {
+    while let Some((_, i)) = ready.pop_first() {
         order.push(i);
         for &k in &children[i] {
             waiting[k] -= 1;
             if waiting[k] == 0 {
-                ready.push_back(k);
+                ready.insert((batch[k].0.hash(), k));
             }
         }
     }
@@ -1205,17 +1262,34 @@ fn merge(
     // of the cache while the batch is judged: it goes back once persisted.
     view(inner, space)?;
     let mut current = inner.views.remove(space).unwrap_or_default();
+    let revocations_before = (*doc_id == DocId::Space).then(|| current.revocations());
     let mut refused: Vec<(Option<ChangeHash>, Refusal)> = refused_before.to_vec();
     let mut flags: Vec<(Vec<u8>, ChangeHash)> = Vec::new();
+    let mut equivocations: Vec<(Change, Vec<u8>)> = Vec::new();
     let mut pending: Vec<(Change, Vec<u8>)> = Vec::new();
     let inner_legacy = inner.legacy_signatures;
+    let kept_aside: HashSet<ChangeHash> = if from_held {
+        HashSet::new()
+    } else {
+        let mut stmt = inner.conn.prepare_cached("SELECT hash FROM held WHERE space_id = ?1 AND doc_id = ?2")?;
+        let rows = stmt.query_map(params![space, did], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut set = HashSet::new();
+        for row in rows {
+            if let Ok(h) = ChangeHash::try_from(row?.as_slice()) {
+                set.insert(h);
+            }
+        }
+        set
+    };
     {
         let mut seen = HashSet::new();
         let mut upgrades = Vec::new();
         let doc = load(inner, space, doc_id)?;
         for (c, sig) in changes {
             let h = c.hash();
-            if doc.get_change_meta_by_hash(&h).is_some() || !seen.insert(h) {
+            // Already kept aside here: judged again only when the register changes.
+            let aside = kept_aside.contains(&h);
+            if doc.get_change_meta_by_hash(&h).is_some() || !seen.insert(h) || aside {
                 report.duplicates += 1;
                 if inner_legacy && !sig.is_empty() {
                     upgrades.push((c, sig));
@@ -1243,11 +1317,15 @@ fn merge(
                 .or_else(|| claimed.get(&(actor.clone(), seq)).copied());
             match other {
                 Some(o) if o != c.hash() => {
-                    // Only a correctly signed duplicate is evidence against the device.
+                    // Only a correctly signed duplicate is evidence against the
+                    // device; it is kept aside, and the document rebuilt so the
+                    // pair is decided the same way on every replica.
                     if trust::signer(space, doc_id, &c, &sig).is_ok() {
                         flags.push((actor.clone(), c.hash()));
+                        equivocations.push((c, sig));
+                    } else {
+                        refused.push((Some(c.hash()), Refusal::BadSignature));
                     }
-                    refused.push((Some(c.hash()), Refusal::Equivocation(seq)));
                 }
                 _ => {
                     claimed.insert((actor, seq), c.hash());
@@ -1287,8 +1365,27 @@ fn merge(
             continue;
         }
         let doc = load(inner, space, doc_id)?;
-        if c.deps().iter().any(|d| missing.contains(d) || doc.get_change_meta_by_hash(d).is_none()) {
-            missing.insert(h);
+        let absent: Vec<ChangeHash> = c
+            .deps()
+            .iter()
+            .filter(|d| missing.contains(*d) || doc.get_change_meta_by_hash(d).is_none())
+            .copied()
+            .collect();
+        if !absent.is_empty() {
+            // Built on a change kept aside here (a device not known yet, or
+            // one cut off by a revocation): kept aside with it.
+            let mut stmt =
+                inner.conn.prepare_cached("SELECT 1 FROM held WHERE space_id = ?1 AND doc_id = ?2 AND hash = ?3")?;
+            let mut on_held = false;
+            for d in &absent {
+                on_held |= stmt.exists(params![space, did, d.0.to_vec()])?;
+            }
+            if on_held {
+                held_hashes.insert(h);
+                held.push((c, sig));
+            } else {
+                missing.insert(h);
+            }
             continue;
         }
         let actor = c.actor_id().to_bytes().to_vec();
@@ -1312,13 +1409,20 @@ fn merge(
         }
         let signed = vouched.contains(&h);
         let verdict = if *doc_id == DocId::Space {
-            contained(|| trust::check_space_change(space, doc, &current, &c, &sig, signed).map(|_| ()))
+            contained(|| trust::check_space_change(space, doc, &current, &current, &c, &sig, signed).map(|_| ()))
                 .unwrap_or_else(|| Err(Refusal::Malformed("the change is inconsistent with the register".into())))
         } else {
             trust::check_doc_change(space, doc_id, &current, &c, &sig, signed).map(|_| ())
         };
         if let Err(reason) = verdict {
-            if *doc_id != DocId::Space && reason == Refusal::UnknownDevice {
+            // Unknown devices wait for the register; a change a revocation cuts
+            // off is kept aside, in case that revocation is itself cut off.
+            let cut_off = DeviceId::from_actor(c.actor_id()).is_some_and(|d| current.revocation(&d).is_some())
+                && signed_ok(space, doc_id, &c, &sig, signed);
+            if (*doc_id != DocId::Space && reason == Refusal::UnknownDevice) || cut_off {
+                if cut_off && !from_held {
+                    refused.push((Some(h), reason));
+                }
                 held_hashes.insert(h);
                 held.push((c, sig));
                 continue;
@@ -1374,9 +1478,20 @@ fn merge(
         }
         held = keep;
     }
+    let equivocated = !equivocations.is_empty();
+    for (c, _) in &equivocations {
+        refused.push((Some(c.hash()), Refusal::Equivocation(c.seq())));
+    }
+    held.extend(equivocations);
     report.held = held.iter().map(|(c, _)| c.hash()).collect();
     let done: Vec<ChangeHash> = if from_held {
-        report.accepted.iter().copied().chain(refused.iter().filter_map(|(h, _)| *h)).collect()
+        report
+            .accepted
+            .iter()
+            .copied()
+            .chain(refused.iter().filter_map(|(h, _)| *h))
+            .filter(|h| !held_hashes.contains(h))
+            .collect()
     } else {
         Vec::new()
     };
@@ -1388,12 +1503,266 @@ fn merge(
             return Err(e);
         }
     }
+    let revocations_after = revocations_before.is_some().then(|| current.revocations());
     inner.views.insert(space.to_string(), current);
     report.refused = refused;
-    if *doc_id == DocId::Space && !report.accepted.is_empty() {
-        report.also_changed = retry_held(inner, space)?;
+    if equivocated && *doc_id != DocId::Space && rebuild(inner, space, doc_id)? {
+        report.also_changed.push(doc_id.clone());
+    }
+    if *doc_id == DocId::Space && (!report.accepted.is_empty() || !report.held.is_empty()) {
+        // What counts in the register is a function of the changes held —
+        // merged or kept aside — not of their order: when revocations change,
+        // or changes a revocation cut off are kept aside, it is recomputed.
+        let kept_aside: bool = inner
+            .conn
+            .prepare_cached("SELECT 1 FROM held WHERE space_id = ?1 AND doc_id = 'space'")?
+            .exists([space])?;
+        if let (Some(before), Some(after)) = (revocations_before, revocations_after)
+            && (before != after || kept_aside)
+        {
+            report.also_changed = rebuild_revoked(inner, space, &before)?;
+        }
+        report.also_changed.extend(retry_held(inner, space)?);
     }
     Ok(Attempt::Done(report))
+}
+
+/// The register's revocations changed (a revocation, removal or demotion
+/// became known here, or one was itself cut off): every document a device
+/// with a changed cut has written is rebuilt, so that what counts is a
+/// function of the changes held, not of the order they came in. A change
+/// cut off is kept aside (in `held`), not forgotten, so that it counts
+/// again should the revocation that cut it off be undone. The register is
+/// rebuilt first; the rest are then judged against it.
+fn rebuild_revoked(inner: &mut Inner, space: &str, before: &BTreeMap<DeviceId, space::Cut>) -> Result<Vec<DocId>> {
+    let devices_before: BTreeSet<DeviceId> = view(inner, space)?.device_ids().collect();
+    let mut rebuilt = Vec::new();
+    if rebuild(inner, space, &DocId::Space)? {
+        rebuilt.push(DocId::Space);
+    }
+    let v = view(inner, space)?;
+    let after = v.revocations();
+    let devices_after: BTreeSet<DeviceId> = v.device_ids().collect();
+    let mut affected: BTreeSet<DeviceId> =
+        before.keys().chain(after.keys()).filter(|d| before.get(*d) != after.get(*d)).copied().collect();
+    affected.extend(devices_before.symmetric_difference(&devices_after).copied());
+    let mut docs: BTreeSet<String> = BTreeSet::new();
+    for sql in [
+        "SELECT DISTINCT doc_id FROM changes WHERE space_id = ?1 AND actor = ?2",
+        "SELECT DISTINCT doc_id FROM held WHERE space_id = ?1 AND actor = ?2",
+    ] {
+        let mut stmt = inner.conn.prepare_cached(sql)?;
+        for d in &affected {
+            let rows = stmt.query_map(params![space, d.0.to_vec()], |r| r.get::<_, String>(0))?;
+            for row in rows {
+                docs.insert(row?);
+            }
+        }
+    }
+    for d in docs.iter().filter_map(|d| d.parse::<DocId>().ok()).filter(|d| *d != DocId::Space) {
+        if rebuild(inner, space, &d)? {
+            rebuilt.push(d);
+        }
+    }
+    Ok(rebuilt)
+}
+
+/// One replay of a document's changes, each judged again (signatures were
+/// checked on arrival) against `revocations`.
+struct Replay {
+    doc: Automerge,
+    view: SpaceView,
+    kept: Vec<(Change, Vec<u8>)>,
+    dropped: Vec<(Change, Vec<u8>, Refusal)>,
+}
+
+fn replay(space: &str, doc_id: &DocId, changes: &[(Change, Vec<u8>)], revocations: &SpaceView) -> Result<Replay> {
+    let mut r = Replay { doc: Automerge::new(), view: SpaceView::default(), kept: Vec::new(), dropped: Vec::new() };
+    let mut gone: HashSet<ChangeHash> = HashSet::new();
+    let mut numbered: HashSet<(Vec<u8>, u64)> = HashSet::new();
+    for i in causal_order(changes) {
+        let (c, sig) = &changes[i];
+        let h = c.hash();
+        // Two changes with one sequence number: the first in the canonical
+        // order that can stand wins; the other and what depends on it go.
+        let number = (c.actor_id().to_bytes().to_vec(), c.seq());
+        if numbered.contains(&number) {
+            gone.insert(h);
+            r.dropped.push((c.clone(), sig.clone(), Refusal::Equivocation(c.seq())));
+            continue;
+        }
+        if c.deps().iter().any(|d| gone.contains(d) || r.doc.get_change_meta_by_hash(d).is_none()) {
+            gone.insert(h);
+            r.dropped.push((
+                c.clone(),
+                sig.clone(),
+                Refusal::Malformed("depends on a change cut off by a revocation".into()),
+            ));
+            continue;
+        }
+        let verdict = if *doc_id == DocId::Space {
+            let (doc, view) = (&r.doc, &r.view);
+            contained(|| trust::check_space_change(space, doc, view, revocations, c, &[], true).map(|_| ()))
+                .unwrap_or_else(|| Err(Refusal::Malformed("the change is inconsistent with the register".into())))
+        } else {
+            trust::check_doc_change(space, doc_id, revocations, c, &[], true).map(|_| ())
+        };
+        let doc = &mut r.doc;
+        let applied = verdict.and_then(|()| match contained(|| doc.apply_changes([c.clone()])) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(Refusal::Malformed("the change does not apply".into())),
+        });
+        if let Err(reason) = applied {
+            gone.insert(h);
+            r.dropped.push((c.clone(), sig.clone(), reason));
+            continue;
+        }
+        numbered.insert(number);
+        if *doc_id == DocId::Space {
+            let writes = space::change_writes(&r.doc, c).unwrap_or_default();
+            r.view.refresh(&r.doc, &Touched::from_writes(&writes))?;
+        }
+        r.kept.push((c.clone(), sig.clone()));
+    }
+    Ok(r)
+}
+
+/// Rebuild one document from every change this store holds of it — merged
+/// or kept aside — judged again against the register. For the register
+/// itself the revocations it is judged against are those of its own result,
+/// found by iterating from the register of every change (a fixed point, in
+/// a few rounds at most; bounded, and the same on every replica holding the
+/// same changes). Returns whether anything changed. Writes the new snapshot,
+/// the changes' rows (dropped ones kept aside in `held`, reinstated ones
+/// given arrival numbers) and the query tables, in one transaction.
+fn rebuild(inner: &mut Inner, space: &str, doc_id: &DocId) -> Result<bool> {
+    let did = doc_id.to_string();
+    let old = load(inner, space, doc_id)?.clone();
+    let mut all: Vec<(Change, Vec<u8>)> = Vec::new();
+    {
+        let mut sig = inner.conn.prepare_cached(
+            "SELECT signature FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4",
+        )?;
+        for c in old.get_changes(&[]) {
+            let s: Option<Vec<u8>> = sig
+                .query_row(params![space, did, c.actor_id().to_bytes(), seq_sql(c.seq())], |r| r.get(0))
+                .optional()?;
+            all.push((c, s.unwrap_or_default()));
+        }
+        let mut held =
+            inner.conn.prepare_cached("SELECT bytes, signature FROM held WHERE space_id = ?1 AND doc_id = ?2")?;
+        let rows = held.query_map(params![space, did], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        for row in rows {
+            let (bytes, s) = row?;
+            if let Ok(c) = trust::parse_change(&bytes)
+                && old.get_change_meta_by_hash(&c.hash()).is_none()
+            {
+                all.push((c, s));
+            }
+        }
+    }
+    let mut result = if *doc_id == DocId::Space {
+        // Start from the register of every change, then judge by the result's own revocations.
+        let mut everything = Automerge::new();
+        for i in causal_order(&all) {
+            let c = all[i].0.clone();
+            let _ = contained(|| everything.apply_changes([c]));
+        }
+        let mut revocations = SpaceView::read(&everything)?;
+        let mut r = replay(space, doc_id, &all, &revocations)?;
+        for _ in 0..4 {
+            if r.view.revocations() == revocations.revocations() {
+                break;
+            }
+            revocations = SpaceView::read(&r.doc)?;
+            r = replay(space, doc_id, &all, &revocations)?;
+        }
+        r
+    } else {
+        let revocations = view(inner, space)?.clone();
+        replay(space, doc_id, &all, &revocations)?
+    };
+    let had: HashSet<ChangeHash> = old.get_heads().into_iter().collect();
+    let now: HashSet<ChangeHash> = result.doc.get_heads().into_iter().collect();
+    if had == now {
+        return Ok(false);
+    }
+    if *doc_id == DocId::Space {
+        result.view = SpaceView::read(&result.doc)?;
+    }
+    let before_view = if *doc_id == DocId::Space { SpaceView::read(&old)? } else { SpaceView::default() };
+    let keys = |d: &Automerge| d.keys(ROOT).collect::<BTreeSet<String>>();
+    let (old_keys, new_keys) = (keys(&old), keys(&result.doc));
+    let gone_keys: BTreeSet<String> = old_keys.difference(&new_keys).cloned().collect();
+    let writes: Vec<Write> =
+        old_keys.union(&new_keys).map(|k| Write { path: vec![k.clone()], delete: false }).collect();
+    let merged_before = |h: &ChangeHash| old.get_change_meta_by_hash(h).is_some();
+    let dropped: Vec<&(Change, Vec<u8>, Refusal)> =
+        result.dropped.iter().filter(|(c, _, _)| merged_before(&c.hash())).collect();
+    let reinstated: Vec<&(Change, Vec<u8>)> = result.kept.iter().filter(|(c, _)| !merged_before(&c.hash())).collect();
+    let receipts: Vec<Vec<u8>> = dropped.iter().map(|(c, _, _)| c.hash().0.to_vec()).collect();
+    let refused: Vec<(Option<ChangeHash>, Refusal)> =
+        dropped.iter().map(|(c, _, r)| (Some(c.hash()), r.clone())).collect();
+    {
+        let tx = inner.conn.transaction()?;
+        tx.prepare_cached("UPDATE docs SET snapshot = ?3, compacted_at = ?4 WHERE space_id = ?1 AND doc_id = ?2")?
+            .execute(params![space, did, result.doc.save(), now_ms()])?;
+        tx.prepare_cached("DELETE FROM chunks WHERE space_id = ?1 AND doc_id = ?2")?.execute(params![space, did])?;
+        {
+            let mut del = tx.prepare_cached(
+                "DELETE FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4",
+            )?;
+            let mut keep = tx.prepare_cached(
+                "INSERT OR IGNORE INTO held (space_id, doc_id, hash, bytes, signature, at, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (c, sig, _) in &dropped {
+                del.execute(params![space, did, c.actor_id().to_bytes(), seq_sql(c.seq())])?;
+                keep.execute(params![
+                    space,
+                    did,
+                    c.hash().0.to_vec(),
+                    c.raw_bytes(),
+                    sig,
+                    now_ms(),
+                    c.actor_id().to_bytes()
+                ])?;
+            }
+            let mut next = max_arrived(&tx, space)?;
+            let mut add = tx.prepare_cached(
+                "INSERT OR IGNORE INTO changes (space_id, doc_id, actor, seq, hash, signature, arrived, sig_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 2)",
+            )?;
+            let mut unheld = tx.prepare_cached("DELETE FROM held WHERE space_id = ?1 AND doc_id = ?2 AND hash = ?3")?;
+            for (c, sig) in &reinstated {
+                next += 1;
+                add.execute(params![
+                    space,
+                    did,
+                    c.actor_id().to_bytes(),
+                    seq_sql(c.seq()),
+                    c.hash().0.to_vec(),
+                    sig,
+                    seq_sql(next)
+                ])?;
+                unheld.execute(params![space, did, c.hash().0.to_vec()])?;
+            }
+        }
+        record_refusals(&tx, space, doc_id, &refused)?;
+        project::forget(&tx, space, doc_id, &gone_keys, &receipts)?;
+        match doc_id {
+            DocId::Space => project::space(&tx, space, &result.view, &Touched::everything(&before_view, &result.view))?,
+            DocId::Index { .. } => project::index(&tx, space, &result.doc, &writes)?,
+            DocId::Own { member, part, .. } => project::own(&tx, space, member, part, &result.doc, &writes)?,
+            DocId::Item { item } => project::item(&tx, space, item, &result.doc, &writes)?,
+            DocId::Results { .. } => {}
+        }
+        tx.commit()?;
+    }
+    evict(inner, space, doc_id);
+    inner.docs.insert((space.to_string(), did), result.doc);
+    if *doc_id == DocId::Space {
+        inner.views.insert(space.to_string(), result.view);
+    }
+    Ok(true)
 }
 
 /// Try the held changes of a space again (the register just changed).
@@ -1428,6 +1797,11 @@ fn retry_held(inner: &mut Inner, space: &str) -> Result<Vec<DocId>> {
         }
     }
     Ok(changed)
+}
+
+/// Whether a change carries its actor's valid signature (or is vouched for).
+fn signed_ok(space: &str, doc_id: &DocId, c: &Change, sig: &[u8], vouched: bool) -> bool {
+    vouched || trust::signer(space, doc_id, c, sig).is_ok()
 }
 
 /// Changes of a batch whose signature need not be checked one by one: for

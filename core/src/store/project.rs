@@ -2,10 +2,13 @@
 //! in the same SQLite transaction as the document bytes (see `schema.rs`).
 //! Each projection rewrites exactly the rows of the entries a write touched.
 
+use std::collections::BTreeSet;
+
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ObjType, ROOT, ReadDoc};
 use rusqlite::{Connection, params};
 
+use crate::doc::DocId;
 use crate::error::Result;
 use crate::space::{Section, SpaceView, Touched, Write, get_bool, get_i64, get_str, map_at};
 
@@ -588,6 +591,114 @@ fn topic_item(tx: &Connection, space: &str, topic: &str, doc: &Automerge, writes
                 get_str(doc, &h, "by").unwrap_or_default(),
                 get_i64(doc, &h, "at").unwrap_or_default()
             ])?;
+        }
+    }
+    Ok(())
+}
+
+/// Forget the query rows a rebuilt document no longer holds: `gone` are the
+/// root keys the rebuild removed, `receipts` the hashes of the changes it
+/// dropped (rows that record the change that wrote them go by it). The
+/// entries that remain are projected again afterwards as usual.
+pub(super) fn forget(
+    tx: &Connection,
+    space: &str,
+    doc_id: &DocId,
+    gone: &BTreeSet<String>,
+    receipts: &[Vec<u8>],
+) -> Result<()> {
+    for table in ["ballots", "responses", "ledger_hours", "ledger_answers", "ledger_debits", "activity_checkins"] {
+        let mut stmt = tx.prepare_cached(&format!("DELETE FROM {table} WHERE space_id = ?1 AND receipt = ?2"))?;
+        for r in receipts {
+            stmt.execute(params![space, r])?;
+        }
+    }
+    let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<()> {
+        tx.prepare_cached(sql)?.execute(p)?;
+        Ok(())
+    };
+    for key in gone {
+        match doc_id {
+            DocId::Own { member, part, .. } => {
+                let (m, p) = (member.as_str(), part.as_str());
+                if key.starts_with("b/") {
+                    exec(
+                        "DELETE FROM ballots WHERE space_id = ?1 AND vote_id = ?2 AND author = ?3 AND entry = ?4",
+                        &[&space, &p, &m, key],
+                    )?;
+                } else if key.starts_with("g/") {
+                    exec(
+                        "DELETE FROM proxy_grants WHERE space_id = ?1 AND vote_id = ?2 AND grantor = ?3 AND entry = ?4",
+                        &[&space, &p, &m, key],
+                    )?;
+                } else if key.starts_with("a/") {
+                    exec(
+                        "DELETE FROM responses WHERE space_id = ?1 AND survey_id = ?2 AND author = ?3 AND entry = ?4",
+                        &[&space, &p, &m, key],
+                    )?;
+                } else if let Some(id) = key.strip_prefix("t/") {
+                    exec(
+                        "DELETE FROM topics WHERE space_id = ?1 AND topic_id = ?2 AND author = ?3",
+                        &[&space, &id, &m],
+                    )?;
+                } else if let Some(topic) = key.strip_prefix("s/") {
+                    exec(
+                        "DELETE FROM supports WHERE space_id = ?1 AND topic_id = ?2 AND member = ?3",
+                        &[&space, &topic, &m],
+                    )?;
+                } else if let Some(post) = key.strip_prefix("p/") {
+                    exec(
+                        "DELETE FROM posts WHERE space_id = ?1 AND post_id = ?2 AND author = ?3",
+                        &[&space, &post, &m],
+                    )?;
+                } else if let Some(post) = key.strip_prefix("r/") {
+                    exec(
+                        "UPDATE posts SET retracted = 0 WHERE space_id = ?1 AND post_id = ?2 AND author = ?3",
+                        &[&space, &post, &m],
+                    )?;
+                } else if let Some((post, reaction)) = key.strip_prefix("x/").and_then(|r| r.split_once('/')) {
+                    exec(
+                        "DELETE FROM reactions WHERE space_id = ?1 AND post_id = ?2 AND member = ?3 AND reaction = ?4",
+                        &[&space, &post, &m, &reaction],
+                    )?;
+                } else if let Some(id) = key.strip_prefix("h/") {
+                    exec(
+                        "DELETE FROM ledger_hours WHERE space_id = ?1 AND hours_id = ?2 AND volunteer = ?3",
+                        &[&space, &id, &m],
+                    )?;
+                } else if let Some(id) = key.strip_prefix("d/") {
+                    exec(
+                        "DELETE FROM ledger_debits WHERE space_id = ?1 AND debit_id = ?2 AND payer = ?3",
+                        &[&space, &id, &m],
+                    )?;
+                } else if let Some(id) = key.strip_prefix("o/") {
+                    exec(
+                        "DELETE FROM offers WHERE space_id = ?1 AND offer_id = ?2 AND author = ?3",
+                        &[&space, &id, &m],
+                    )?;
+                }
+            }
+            DocId::Item { item } => {
+                let i = item.as_str();
+                if let Some(post) = key.strip_prefix("h/") {
+                    exec(
+                        "DELETE FROM hides WHERE space_id = ?1 AND topic_id = ?2 AND post_id = ?3",
+                        &[&space, &i, &post],
+                    )?;
+                } else if let Some(member) = key.strip_prefix("a/") {
+                    exec(
+                        "DELETE FROM attendance WHERE space_id = ?1 AND consultation_id = ?2 AND member = ?3",
+                        &[&space, &i, &member],
+                    )?;
+                } else if let Some(member) = key.strip_prefix("i/") {
+                    exec(
+                        "DELETE FROM activity_checkins WHERE space_id = ?1 AND activity_id = ?2 AND member = ?3",
+                        &[&space, &i, &member],
+                    )?;
+                }
+            }
+            // The index deletes the rows of absent keys itself.
+            DocId::Index { .. } | DocId::Space | DocId::Results { .. } => {}
         }
     }
     Ok(())
