@@ -268,16 +268,13 @@ fn a_revoked_device() {
 }
 
 #[test]
-fn an_equivocating_actor_is_refused_and_flagged() {
+fn an_equivocating_actor_is_flagged_and_the_pair_decided_the_same_everywhere() {
     let w = world();
     let doc = DocId::own_private(&w.resident, "2026");
     let first = craft(&w.admin, &w.space, &doc, &w.resident_key, &w.resident_key, |tx| {
         tx.put(ROOT, "ballot", "yes").expect("put");
     });
-    let r = w.admin.apply(&w.space, &doc, vec![first.clone()]).expect("apply");
-    assert_eq!(r.accepted.len(), 1);
     // Same actor, same sequence number (1), different content: built on an empty document.
-    let empty = phone();
     let mut d = Automerge::new().with_actor(w.resident_key.actor());
     let mut tx = d.transaction();
     tx.put(ROOT, "ballot", "no").expect("put");
@@ -288,17 +285,28 @@ fn an_equivocating_actor_is_refused_and_flagged() {
         bytes: change.raw_bytes().to_vec(),
         signature: w.resident_key.sign_change(&w.space, &doc, &change.hash()).to_vec(),
     };
-    drop(empty);
-    assert_refused(&w.admin, &w.space, &doc, second.clone(), Refusal::Equivocation(1));
-    assert_eq!(w.admin.flagged_devices(&w.space).expect("flags"), vec![w.resident_key.id()]);
-    // The first ballot stands, and sync with the doc keeps working.
-    let v = w
-        .admin
-        .read(&w.space, &doc, |d| d.get(ROOT, "ballot").ok().flatten().map(|(v, _)| v.to_string()))
-        .expect("read");
-    assert_eq!(v.as_deref(), Some("\"yes\""));
-    let r = w.admin.apply(&w.space, &doc, vec![first]).expect("apply again");
-    assert_eq!(r.duplicates, 1);
+    // Two replicas receive the pair in opposite orders.
+    let other = phone();
+    common::push(&w.admin, &other, &w.space);
+    let r = w.admin.apply(&w.space, &doc, vec![first.clone()]).expect("apply");
+    assert_eq!(r.accepted.len(), 1);
+    let r = w.admin.apply(&w.space, &doc, vec![second.clone()]).expect("apply");
+    assert!(matches!(r.refused.as_slice(), [(_, Refusal::Equivocation(1))]), "{r:?}");
+    other.apply(&w.space, &doc, vec![second.clone()]).expect("apply");
+    other.apply(&w.space, &doc, vec![first.clone()]).expect("apply");
+    for s in [&w.admin.store, &other.store] {
+        assert_eq!(s.flagged_devices(&w.space).expect("flags"), vec![w.resident_key.id()]);
+        assert_eq!(s.heads(&w.space, &doc).expect("heads").len(), 1, "one of the pair stands");
+    }
+    let ballot = |s: &Store| {
+        s.read(&w.space, &doc, |d| d.get(ROOT, "ballot").ok().flatten().map(|(v, _)| v.to_string())).expect("read")
+    };
+    assert_eq!(ballot(&w.admin), ballot(&other), "the same one, whichever arrived first");
+    assert_eq!(w.admin.heads(&w.space, &doc).expect("h"), other.heads(&w.space, &doc).expect("h"));
+    // Offering either again changes nothing, and sync with the doc keeps working.
+    let heads = w.admin.heads(&w.space, &doc).expect("heads");
+    w.admin.apply(&w.space, &doc, vec![first, second]).expect("apply again");
+    assert_eq!(w.admin.heads(&w.space, &doc).expect("heads"), heads);
 }
 
 #[test]
