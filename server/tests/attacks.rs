@@ -14,7 +14,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -756,4 +756,219 @@ fn what_the_server_acknowledged_survives_kill_9() {
         server.assert_well();
     }
     assert_eq!(server.spaces(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// 7. Load
+
+/// A transport that adds up the time its requests took (the server's work
+/// and the loopback), to tell it apart from the phone's own work.
+struct Timed<'a> {
+    inner: HttpTransport,
+    micros: Arc<std::sync::atomic::AtomicU64>,
+    requests: &'a AtomicUsize,
+}
+
+impl Transport for Timed<'_> {
+    fn post(&self, path: &str, auth: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let out = self.inner.post(path, auth, body);
+        self.micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        out
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hostile {
+    Stranger,
+    BadSignature,
+    Replay,
+    Malformed,
+    Oversized,
+}
+
+const HOSTILE: [Hostile; 5] =
+    [Hostile::Stranger, Hostile::BadSignature, Hostile::Replay, Hostile::Malformed, Hostile::Oversized];
+
+/// One hostile request (two for a replay: the original and its copy); returns
+/// how many requests were sent.
+fn hostile(w: &World, server: &Server, kind: Hostile, n: usize) -> usize {
+    let stranger = DeviceKey::generate().expect("key");
+    let empty = w.request(vec![]);
+    match kind {
+        Hostile::Stranger => {
+            let (status, _) = server.signed(&stranger, SYNC_PATH, empty);
+            assert_eq!(status, 403);
+        }
+        Hostile::BadSignature => {
+            // Names Mallory's tablet, signed by another key.
+            let header =
+                auth::header(&w.key.id(), SYNC_PATH, now_ms(), &empty, |m| Ok(stranger.sign_tagged(auth::TAG, m)))
+                    .expect("header");
+            assert_eq!(server.post(SYNC_PATH, Some(&header), empty).0, 401);
+        }
+        Hostile::Replay => {
+            let header = auth::header_with_key(&w.key, SYNC_PATH, now_ms(), &empty).expect("header");
+            assert_eq!(server.post(SYNC_PATH, Some(&header), empty.clone()).0, 200);
+            assert_eq!(server.post(SYNC_PATH, Some(&header), empty).0, 409);
+            return 2;
+        }
+        Hostile::Malformed => {
+            let doc = w.mallory_doc(&format!("load-{n}"));
+            let killer = forge(&chain(&w.key, 1, 1)[0], |e| e.seq = 2);
+            let body = w.request(vec![DocBatch::changes(doc.clone(), vec![sign(&w.key, &w.space, &doc, &killer)])]);
+            let (status, answer) = server.signed(&w.key, SYNC_PATH, body);
+            let r = results(status, &answer);
+            assert!(r.iter().any(|r| r.doc == doc && r.refused.len() == 1 && r.accepted == 0), "{r:?}");
+        }
+        Hostile::Oversized => {
+            let (status, _) = server.signed(&stranger, SYNC_PATH, vec![0; sync::MAX_BODY + 1]);
+            assert_eq!(status, 413);
+        }
+    }
+    1
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[test]
+fn load_thirty_devices_join_and_sync_while_a_twentieth_of_the_traffic_is_hostile() {
+    load(30, 4);
+}
+
+/// The same at scale: `LINLI_LOAD_DEVICES` (default 100) devices joining from
+/// `LINLI_LOAD_THREADS` (default 4) threads. Ignored in the normal run: 100
+/// devices take over a minute here, because each joining phone checks the
+/// whole register (see `load`).
+#[test]
+#[ignore = "slow: run by hand, scaled with LINLI_LOAD_DEVICES and LINLI_LOAD_THREADS"]
+fn load_at_scale() {
+    load(env_or("LINLI_LOAD_DEVICES", 100), env_or("LINLI_LOAD_THREADS", 4));
+}
+
+/// `devices` honest devices join one space through the server and each syncs
+/// a change, from `workers` threads, while one attacker sends one hostile
+/// request (of five kinds, in turn) for every 19 honest ones. No honest
+/// request may fail; every honest change and no hostile one reaches the
+/// coordinator; the only changes refused are the malformed ones.
+fn load(devices: usize, workers: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = open_spaces(dir.path());
+    let w = world(&server, 0);
+    let setup = Instant::now();
+    let invites: Vec<_> = (0..devices)
+        .map(|i| w.coord.create_invite(&w.space, &format!("户{i}"), &[Role::Resident], None).expect("invite"))
+        .collect();
+    sync_ok(&w.coord, &w.space, &server.transport());
+    println!("load: {devices} invites made and synced in {:?}", setup.elapsed());
+
+    let next = AtomicUsize::new(0);
+    let honest_requests = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    let errors = Mutex::new(Vec::<String>::new());
+    let in_requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let (joins, syncs, members, hostile_sent) = std::thread::scope(|s| {
+        let honest: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let t =
+                        Timed { inner: server.transport(), micros: in_requests.clone(), requests: &honest_requests };
+                    let (mut joins, mut syncs, mut members) = (Vec::new(), Vec::new(), Vec::new());
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(inv) = invites.get(i) else { break };
+                        let p = phone();
+                        let t0 = Instant::now();
+                        let joined = sync::join(&p, &inv.code, "户主", "server", &t, &opts());
+                        joins.push(t0.elapsed());
+                        let member = match joined {
+                            Ok((_, m)) => m,
+                            Err(e) => {
+                                errors.lock().expect("errors").push(format!("join {i}: {e}"));
+                                continue;
+                            }
+                        };
+                        p.write(&w.space, &DocId::own_public(&member, "2026"), |tx| {
+                            tx.put(ROOT, "报到", i as i64)?;
+                            Ok(())
+                        })
+                        .expect("write");
+                        let t0 = Instant::now();
+                        let synced = sync::sync(&p, &w.space, "server", &t, &opts(), &mut |_| {});
+                        syncs.push(t0.elapsed());
+                        match synced {
+                            Ok(r) if r.refused_there.is_empty() && r.sent == 1 => members.push(member),
+                            Ok(r) => errors.lock().expect("errors").push(format!("sync {i}: {r:?}")),
+                            Err(e) => errors.lock().expect("errors").push(format!("sync {i}: {e}")),
+                        }
+                    }
+                    (joins, syncs, members)
+                })
+            })
+            .collect();
+        let attacker = s.spawn(|| {
+            let mut sent = [0usize; 5];
+            let mut n = 0;
+            // One hostile request for every 19 honest ones: 5% of the traffic.
+            while !done.load(Ordering::Relaxed) {
+                if sent.iter().sum::<usize>() * 19 < honest_requests.load(Ordering::Relaxed) {
+                    let kind = HOSTILE[n % HOSTILE.len()];
+                    sent[n % HOSTILE.len()] += hostile(&w, &server, kind, n);
+                    n += 1;
+                } else {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            sent
+        });
+        let results: Vec<_> = honest.into_iter().map(|h| h.join()).collect();
+        done.store(true, Ordering::Relaxed);
+        let sent = attacker.join().expect("the attacker's thread");
+        let (mut joins, mut syncs, mut members) = (Vec::new(), Vec::new(), Vec::new());
+        for r in results {
+            let (j, s, m) = r.expect("an honest worker");
+            joins.extend(j);
+            syncs.extend(s);
+            members.extend(m);
+        }
+        (joins, syncs, members, sent)
+    });
+    let elapsed = started.elapsed();
+    let errors = errors.into_inner().expect("errors");
+    let hostile_total: usize = hostile_sent.iter().sum();
+    let honest_total = honest_requests.load(Ordering::Relaxed);
+    println!(
+        "load: {devices} devices, {workers} threads: {} joins and {} syncs in {honest_total} honest requests, \
+         and {hostile_total} hostile requests ({hostile_sent:?} of {HOSTILE:?}), in {elapsed:.1?}: \
+         {:.1} requests/s, {} honest errors",
+        joins.len(),
+        syncs.len(),
+        (honest_total + hostile_total) as f64 / elapsed.as_secs_f64(),
+        errors.len()
+    );
+    let phone_side: Duration = joins.iter().chain(&syncs).sum();
+    println!(
+        "load: of {:.1} s spent joining and syncing, {:.1} s were in requests to the server",
+        phone_side.as_secs_f64(),
+        in_requests.load(Ordering::Relaxed) as f64 / 1e6
+    );
+    print_latencies("load: joins", joins);
+    print_latencies("load: first syncs", syncs);
+    assert!(errors.is_empty(), "honest devices failed: {:?}", &errors[..errors.len().min(5)]);
+    assert_eq!(members.len(), devices);
+    assert!(hostile_sent.iter().all(|n| *n > 0), "every kind of attack was tried: {hostile_sent:?}");
+    assert!(hostile_total * 19 >= honest_total.saturating_sub(19), "a twentieth of the traffic was hostile");
+    server.assert_well();
+    // Every device's change reached the coordinator, and no hostile one did.
+    sync_ok(&w.coord, &w.space, &server.transport());
+    for m in &members {
+        assert!(!w.coord.heads(&w.space, &DocId::own_public(m, "2026")).expect("heads").is_empty(), "{m}");
+    }
+    let malformed = hostile_sent[3] as u64;
+    assert_eq!(server.metric("linli_changes_refused_total"), malformed, "only the malformed changes were refused");
+    assert_eq!(w.coord.view(&w.space).expect("view").members.len(), devices + 2);
 }
