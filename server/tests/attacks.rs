@@ -302,7 +302,7 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 fn print_latencies(what: &str, mut latencies: Vec<Duration>) {
     latencies.sort();
     println!(
-        "{what}: {} honest syncs, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "{what}: n = {}, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         latencies.len(),
         percentile(&latencies, 50).as_secs_f64() * 1e3,
         percentile(&latencies, 99).as_secs_f64() * 1e3,
@@ -418,7 +418,7 @@ fn inconsistent_changes_from_a_member_are_refused_and_the_server_keeps_serving()
     let w = world(&server, 6);
     w.observe(&server);
     let (_, quiet) = under_attack(&w, &server, 5, |_| ());
-    print_latencies("no attack (baseline)", quiet);
+    print_latencies("honest syncs with no attack (baseline)", quiet);
     assert_eq!(w.observe(&server), 6 * 5);
 
     let docs = Mutex::new(Vec::new());
@@ -430,7 +430,7 @@ fn inconsistent_changes_from_a_member_are_refused_and_the_server_keeps_serving()
         }
         (round, accepted)
     });
-    print_latencies(&format!("inconsistent changes ({rounds} rounds of 4 requests)"), latencies);
+    print_latencies(&format!("honest syncs during inconsistent changes ({rounds} rounds of 4 requests)"), latencies);
     server.assert_well();
     assert_eq!(w.observe(&server), 6 * 20 + accepted as usize, "the coordinator received the honest changes only");
     for (doc, kept) in docs.into_inner().expect("docs") {
@@ -496,7 +496,10 @@ fn a_decompression_bomb_is_refused_uninflated() {
         sent
     });
     let after = server.peak_kib();
-    print_latencies(&format!("decompression bomb ({sent} requests of {} bytes)", body.len()), latencies);
+    print_latencies(
+        &format!("honest syncs during a decompression bomb ({sent} requests of {} bytes)", body.len()),
+        latencies,
+    );
     println!("server peak memory (VmHWM): {before} KiB before, {after} KiB after");
     assert!(after - before < 64 << 10, "the server's peak memory grew by {} KiB", after - before);
     server.assert_well();
@@ -547,7 +550,10 @@ fn a_strangers_flood_is_refused_quickly_and_records_nothing() {
         }
         times
     });
-    print_latencies(&format!("a stranger's flood ({} requests)", times.len() / floods.len() * 4), latencies);
+    print_latencies(
+        &format!("honest syncs during a stranger's flood ({} requests)", times.len() / floods.len() * 4),
+        latencies,
+    );
     let mut slowest: Vec<(String, Duration)> = Vec::new();
     for (what, took) in times {
         match slowest.iter_mut().find(|(w, _)| *w == what) {
@@ -639,7 +645,7 @@ fn five_thousand_changes_sent_newest_first_merge_in_one_request() {
         took
     });
     println!("5,000 changes newest first: one request of {bytes} bytes merged in {:.0} ms", took.as_secs_f64() * 1e3);
-    print_latencies("a 5,000-change chain newest first", latencies);
+    print_latencies("honest syncs during a 5,000-change chain newest first", latencies);
     server.assert_well();
     let started = Instant::now();
     assert_eq!(w.observe(&server), 4 * 20 + 5_000);
@@ -725,7 +731,7 @@ fn a_replayed_request_gets_409_and_changes_nothing() {
         }
         replays
     });
-    print_latencies(&format!("replays ({replays} requests)"), latencies);
+    print_latencies(&format!("honest syncs during replays ({replays} requests)"), latencies);
     server.assert_well();
     assert_eq!(w.observe(&server), 4 * 20, "the replays added nothing");
     assert_eq!(sync_ok(&p, &w.space, &server.transport()).sent, 0, "the replayed phone is current");
@@ -956,8 +962,8 @@ fn load(devices: usize, workers: usize) {
         phone_side.as_secs_f64(),
         in_requests.load(Ordering::Relaxed) as f64 / 1e6
     );
-    print_latencies("load: joins", joins);
-    print_latencies("load: first syncs", syncs);
+    print_latencies("load: honest joins", joins);
+    print_latencies("load: honest syncs", syncs);
     assert!(errors.is_empty(), "honest devices failed: {:?}", &errors[..errors.len().min(5)]);
     assert_eq!(members.len(), devices);
     assert!(hostile_sent.iter().all(|n| *n > 0), "every kind of attack was tried: {hostile_sent:?}");
