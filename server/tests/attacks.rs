@@ -315,9 +315,7 @@ fn print_latencies(what: &str, mut latencies: Vec<Duration>) {
 
 /// The one place a crafted change is signed.
 fn sign(key: &DeviceKey, space: &str, doc: &DocId, c: &Change) -> SignedChange {
-    // The change signature does not cover the space and the document yet.
-    let _ = (space, doc);
-    SignedChange { bytes: c.raw_bytes().to_vec(), signature: key.sign_change(&c.hash()).to_vec() }
+    SignedChange { bytes: c.raw_bytes().to_vec(), signature: key.sign_change(space, doc, &c.hash()).to_vec() }
 }
 
 /// `n` successive changes by `key`'s actor in a fresh document, each putting
