@@ -66,16 +66,16 @@ pub fn parse_change(bytes: &[u8]) -> Result<Change, Refusal> {
 /// automerge sees it: it is its actor's next change (`last` is the actor's
 /// last sequence number merged here, so sequences run 1, 2, 3… without a
 /// gap), and its operation counters start right after the highest of its
-/// deps, as automerge numbers them. The change's deps are all in `doc`.
-pub fn consistent(doc: &Automerge, change: &Change, last: u64) -> Result<(), Refusal> {
+/// deps, as automerge numbers them (`max_op` gives a dep's last counter;
+/// every dep is known to it).
+pub fn consistent(max_op: impl Fn(&ChangeHash) -> Option<u64>, change: &Change, last: u64) -> Result<(), Refusal> {
     if Some(change.seq()) != last.checked_add(1) {
         return Err(Refusal::Malformed(format!(
             "sequence number {} does not follow the actor's last one ({last})",
             change.seq()
         )));
     }
-    let after =
-        change.deps().iter().filter_map(|d| doc.get_change_meta_by_hash(d)).map(|m| m.max_op).max().unwrap_or(0);
+    let after = change.deps().iter().filter_map(max_op).max().unwrap_or(0);
     if Some(change.start_op().get()) != after.checked_add(1) {
         return Err(Refusal::Malformed("operation counters do not follow the change's deps".into()));
     }

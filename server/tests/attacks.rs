@@ -672,8 +672,6 @@ fn merge_time(n: usize) -> Duration {
 /// otherwise one member's request of `MAX_CHANGES` changes holds the store
 /// (every space's requests wait on it) for minutes.
 #[test]
-#[ignore = "bug: the store merges a batch one automerge apply_changes call per change, \
-            and automerge 0.12 costs O(document) per call, so a batch is quadratic"]
 fn a_chain_of_changes_merges_in_linear_time() {
     let small = merge_time(2_500);
     let large = merge_time(10_000);

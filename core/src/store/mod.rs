@@ -1177,6 +1177,8 @@ fn projected(doc_id: &DocId) -> bool {
 enum Attempt {
     Done(ApplyReport),
     Panicked(ChangeHash),
+    /// Applying the checked changes at once failed: try one at a time.
+    Together,
 }
 
 /// [`merge`], contained: a change that makes automerge panic is refused, the
@@ -1191,9 +1193,11 @@ fn merge_guarded(
     mut refused: Vec<(Option<ChangeHash>, Refusal)>,
     from_held: bool,
 ) -> Result<ApplyReport> {
-    for _ in 0..4 {
-        match merge(inner, space, doc_id, &changes, &refused, from_held)? {
+    let mut together = true;
+    for _ in 0..5 {
+        match merge(inner, space, doc_id, &changes, &refused, from_held, together)? {
             Attempt::Done(report) => return Ok(report),
+            Attempt::Together => together = false,
             Attempt::Panicked(h) => {
                 changes.retain(|(c, _)| c.hash() != h);
                 refused.push((Some(h), Refusal::Malformed("the change is inconsistent with the document".into())));
@@ -1203,9 +1207,9 @@ fn merge_guarded(
     // A batch that keeps failing is refused whole.
     let reason = Refusal::Malformed("the batch could not be merged".into());
     refused.extend(changes.iter().map(|(c, _)| (Some(c.hash()), reason.clone())));
-    match merge(inner, space, doc_id, &[], &refused, from_held)? {
+    match merge(inner, space, doc_id, &[], &refused, from_held, false)? {
         Attempt::Done(report) => Ok(report),
-        Attempt::Panicked(_) => Err(Error::Internal("an empty merge failed".into())),
+        Attempt::Panicked(_) | Attempt::Together => Err(Error::Internal("an empty merge failed".into())),
     }
 }
 
@@ -1255,6 +1259,7 @@ fn merge(
     changes: &[(Change, Vec<u8>)],
     refused_before: &[(Option<ChangeHash>, Refusal)],
     from_held: bool,
+    together: bool,
 ) -> Result<Attempt> {
     let mut report = ApplyReport::default();
     let did = doc_id.to_string();
@@ -1345,6 +1350,12 @@ fn merge(
     // Each actor's last sequence number in this document, as merged so far.
     let mut last_seq: HashMap<Vec<u8>, u64> = HashMap::new();
     let mut slots: Vec<Option<(Change, Vec<u8>)>> = pending.into_iter().map(Some).collect();
+    // Outside the register, verdicts need nothing the batch writes, so the
+    // checked changes are applied in one call (automerge's cost per call
+    // grows with the document: one call per change made a batch quadratic).
+    // `later` holds their counters meanwhile.
+    let defer = together && *doc_id != DocId::Space;
+    let mut later: HashMap<ChangeHash, u64> = HashMap::new();
     // Invariant: hashes cannot form a cycle, so the order holds every change;
     // any left over (never, short of a hash collision) are tried last.
     let mut placed = vec![false; slots.len()];
@@ -1368,7 +1379,7 @@ fn merge(
         let absent: Vec<ChangeHash> = c
             .deps()
             .iter()
-            .filter(|d| missing.contains(*d) || doc.get_change_meta_by_hash(d).is_none())
+            .filter(|d| missing.contains(*d) || (doc.get_change_meta_by_hash(d).is_none() && !later.contains_key(*d)))
             .copied()
             .collect();
         if !absent.is_empty() {
@@ -1402,7 +1413,9 @@ fn merge(
             }
         };
         let doc = load(inner, space, doc_id)?;
-        if let Err(reason) = trust::consistent(doc, &c, last) {
+        let max_op =
+            |d: &ChangeHash| doc.get_change_meta_by_hash(d).map(|m| m.max_op).or_else(|| later.get(d).copied());
+        if let Err(reason) = trust::consistent(max_op, &c, last) {
             refused_hashes.insert(h);
             refused.push((Some(h), reason));
             continue;
@@ -1431,6 +1444,13 @@ fn merge(
             refused.push((Some(h), reason));
             continue;
         }
+        if defer {
+            later.insert(h, c.max_op());
+            last_seq.insert(actor, c.seq());
+            report.accepted.push(h);
+            accepted.changes.push((c, sig));
+            continue;
+        }
         match contained(|| doc.apply_changes([c.clone()])) {
             None => {
                 // The cached document may be half-changed: drop it (and the
@@ -1455,6 +1475,19 @@ fn merge(
         }
         report.accepted.push(h);
         accepted.changes.push((c, sig));
+    }
+    if defer && !accepted.changes.is_empty() {
+        let doc = load(inner, space, doc_id)?;
+        let all: Vec<Change> = accepted.changes.iter().map(|(c, _)| c.clone()).collect();
+        if !matches!(contained(|| doc.apply_changes(all)), Some(Ok(()))) {
+            evict(inner, space, doc_id);
+            return Ok(Attempt::Together);
+        }
+        if projected(doc_id) {
+            for (c, _) in &accepted.changes {
+                accepted.writes.extend(space::change_writes(doc, c).unwrap_or_default());
+            }
+        }
     }
     report.missing_deps = missing.into_iter().collect();
     report.missing_deps.sort();
