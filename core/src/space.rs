@@ -596,6 +596,16 @@ pub fn authorize(pre: &SpaceView, author: &Author, writes: &[Write], at: i64) ->
             if inv.redeemed_by.is_some() || at > inv.expires_at {
                 return Err(Refusal::BadInvite);
             }
+            // An invite admits one phone to a member still waiting for one:
+            // never to a member with devices, nor to a coordinator or admin
+            // (whoever wrote the invite).
+            let waiting = pre
+                .members
+                .get(&inv.member)
+                .is_some_and(|m| m.status == MemberStatus::Invited && m.devices.is_empty() && !m.is_privileged());
+            if !waiting {
+                return Err(Refusal::BadInvite);
+            }
             let mut devices_added = BTreeSet::new();
             for w in writes {
                 let path = &w.path;
@@ -609,7 +619,7 @@ pub fn authorize(pre: &SpaceView, author: &Author, writes: &[Write], at: i64) ->
                     _ => return Err(Refusal::Forbidden(path.join("/"))),
                 }
             }
-            if devices_added.len() > 1 {
+            if devices_added.len() != 1 {
                 return Err(Refusal::Forbidden("an invite adds one device".into()));
             }
             Ok(())

@@ -164,6 +164,13 @@ pub fn check_space_change(
     let pre = past_view.as_ref().unwrap_or(current);
     // In the causal past, any revocation or removal already happened: judge as of "now".
     let author = pre.author(&device, i64::MAX)?;
+    // An invite key signs one change, its redemption. (Two different first
+    // changes of one key — one invite redeemed on two phones — are an
+    // equivocating pair: one wins on every replica, by the store's canonical
+    // order.)
+    if matches!(author, Author::InviteBearer(_)) && change.seq() != 1 {
+        return Err(Refusal::Forbidden("an invite key signs one change".into()));
+    }
     // A revocation this replica knows of, beyond the device's cut.
     let now = match revocations.revocation(&device) {
         Some(_) => Some(revocations.standing(&device, &DocId::Space, change.seq())?),

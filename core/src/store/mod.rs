@@ -1343,7 +1343,8 @@ fn merge(
     let vouched = vouch(space, doc_id, &pending);
     let order = causal_order(&pending);
     let mut held: Vec<(Change, Vec<u8>)> = Vec::new();
-    let mut held_hashes: HashSet<ChangeHash> = HashSet::new();
+    // Changes built on one half of an equivocating pair are kept aside with it.
+    let mut held_hashes: HashSet<ChangeHash> = equivocations.iter().map(|(c, _)| c.hash()).collect();
     let mut missing: HashSet<ChangeHash> = HashSet::new();
     let mut accepted = Accepted { changes: Vec::new(), writes: Vec::new() };
     let mut refused_hashes: HashSet<ChangeHash> = refused.iter().filter_map(|(h, _)| *h).collect();
