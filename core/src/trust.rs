@@ -55,11 +55,21 @@ pub fn parse_change(bytes: &[u8]) -> Result<Change, Refusal> {
         Some(2) => return Err(Refusal::Malformed("compressed changes are not accepted".into())),
         _ => return Err(Refusal::Malformed("not a change".into())),
     }
-    match contained(|| Change::try_from(bytes)) {
-        Some(Ok(c)) => Ok(c),
-        Some(Err(e)) => Err(Refusal::Malformed(e.to_string())),
-        None => Err(Refusal::Malformed("the change does not decode".into())),
+    let change = match contained(|| Change::try_from(bytes)) {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return Err(Refusal::Malformed(e.to_string())),
+        None => return Err(Refusal::Malformed("the change does not decode".into())),
+    };
+    // Only the canonical encoding: automerge's decoder accepts others (a
+    // column run longer than the operations, say), hashes the bytes as sent,
+    // and re-encodes canonically on `save()` — where the hash no longer
+    // matches and the document can never be loaded again. Found by the
+    // `change_validation` fuzzer.
+    let canonical = contained(|| Change::from(change.decode()).hash());
+    if canonical != Some(change.hash()) {
+        return Err(Refusal::Malformed("the change is not in its canonical encoding".into()));
     }
+    Ok(change)
 }
 
 /// Whether a change fits the document it is offered to, checked before
