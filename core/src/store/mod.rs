@@ -1546,11 +1546,8 @@ fn merge(
     if *doc_id == DocId::Space && (!report.accepted.is_empty() || !report.held.is_empty()) {
         // What counts in the register is a function of the changes held —
         // merged or kept aside — not of their order: when revocations change,
-        // or changes a revocation cut off are kept aside, it is recomputed.
-        let kept_aside: bool = inner
-            .conn
-            .prepare_cached("SELECT 1 FROM held WHERE space_id = ?1 AND doc_id = 'space'")?
-            .exists([space])?;
+        // or this batch kept register changes aside, it is recomputed.
+        let kept_aside = !report.held.is_empty();
         if let (Some(before), Some(after)) = (revocations_before, revocations_after)
             && (before != after || kept_aside)
         {
