@@ -324,9 +324,22 @@ impl SpaceView {
         self.devices.keys().copied()
     }
 
-    /// Every device with a revocation, and its cut.
-    pub fn revocations(&self) -> BTreeMap<DeviceId, Cut> {
-        self.devices.keys().filter_map(|d| self.revocation(d).map(|c| (*d, c))).collect()
+    /// Every device with a revocation: its cut, and its standing now (its
+    /// rank, or none once revoked or removed) — what decides which of its
+    /// changes count, so a change of either calls for a rebuild.
+    pub fn revocations(&self) -> BTreeMap<DeviceId, (Cut, Option<Rank>)> {
+        self.devices
+            .keys()
+            .filter_map(|d| {
+                let cut = self.revocation(d)?;
+                let now = self.member_of(d).and_then(|(_, m)| {
+                    let revoked = m.status == MemberStatus::Removed
+                        || m.devices.get(d).is_some_and(|dev| dev.revoked_at.is_some());
+                    (!revoked).then(|| Rank::of(m))
+                });
+                Some((*d, (cut, now)))
+            })
+            .collect()
     }
 
     /// Read the whole register from a document.

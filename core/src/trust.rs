@@ -78,7 +78,16 @@ pub fn parse_change(bytes: &[u8]) -> Result<Change, Refusal> {
 /// gap), and its operation counters start right after the highest of its
 /// deps, as automerge numbers them (`max_op` gives a dep's last counter;
 /// every dep is known to it).
-pub fn consistent(max_op: impl Fn(&ChangeHash) -> Option<u64>, change: &Change, last: u64) -> Result<(), Refusal> {
+///
+/// `last_max_op` is the last counter of the actor's previous change: a change
+/// that does not build on it (it need not name it in its deps) must still not
+/// reuse its operation ids. Found by the `change_mutate` fuzzer.
+pub fn consistent(
+    max_op: impl Fn(&ChangeHash) -> Option<u64>,
+    change: &Change,
+    last: u64,
+    last_max_op: u64,
+) -> Result<(), Refusal> {
     if Some(change.seq()) != last.checked_add(1) {
         return Err(Refusal::Malformed(format!(
             "sequence number {} does not follow the actor's last one ({last})",
@@ -86,7 +95,7 @@ pub fn consistent(max_op: impl Fn(&ChangeHash) -> Option<u64>, change: &Change, 
         )));
     }
     let after = change.deps().iter().filter_map(max_op).max().unwrap_or(0);
-    if Some(change.start_op().get()) != after.checked_add(1) {
+    if Some(change.start_op().get()) != after.checked_add(1) || change.start_op().get() <= last_max_op {
         return Err(Refusal::Malformed("operation counters do not follow the change's deps".into()));
     }
     Ok(())
@@ -186,8 +195,10 @@ pub fn check_space_change(
         Some(_) => Some(revocations.standing(&device, &DocId::Space, change.seq())?),
         None => None,
     };
+    // Both are judged against the change's causal past: the revocation
+    // lowers the rank the writes are allowed for, nothing else.
     let judged: Vec<(&SpaceView, &Author)> =
-        std::iter::once((pre, &author)).chain(now.as_ref().map(|a| (revocations, a))).collect();
+        std::iter::once((pre, &author)).chain(now.as_ref().map(|a| (pre, a))).collect();
     if judged.iter().any(|(_, a)| matches!(a, Author::Member(_))) {
         return Err(Refusal::NotAWriter(DocId::Space.to_string()));
     }

@@ -1349,7 +1349,7 @@ fn merge(
     let mut accepted = Accepted { changes: Vec::new(), writes: Vec::new() };
     let mut refused_hashes: HashSet<ChangeHash> = refused.iter().filter_map(|(h, _)| *h).collect();
     // Each actor's last sequence number in this document, as merged so far.
-    let mut last_seq: HashMap<Vec<u8>, u64> = HashMap::new();
+    let mut last_seq: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
     let mut slots: Vec<Option<(Change, Vec<u8>)>> = pending.into_iter().map(Some).collect();
     // Outside the register, verdicts need nothing the batch writes, so the
     // checked changes are applied in one call (automerge's cost per call
@@ -1401,22 +1401,35 @@ fn merge(
             continue;
         }
         let actor = c.actor_id().to_bytes().to_vec();
-        let last = match last_seq.get(&actor) {
+        // The actor's last sequence number here and its change's last counter.
+        let (last, last_max_op) = match last_seq.get(&actor) {
             Some(s) => *s,
             None => {
-                let s: i64 = inner
+                let row: Option<(i64, Vec<u8>)> = inner
                     .conn
                     .prepare_cached(
-                        "SELECT coalesce(max(seq), 0) FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3",
+                        "SELECT seq, hash FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 ORDER BY seq DESC LIMIT 1",
                     )?
-                    .query_row(params![space, did, actor], |r| r.get(0))?;
-                u64::try_from(s).unwrap_or(0)
+                    .query_row(params![space, did, actor], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                match row {
+                    None => (0, 0),
+                    Some((seq, hash)) => {
+                        let doc = load(inner, space, doc_id)?;
+                        let max = ChangeHash::try_from(hash.as_slice())
+                            .ok()
+                            .and_then(|h| doc.get_change_meta_by_hash(&h))
+                            .map(|m| m.max_op)
+                            .unwrap_or(0);
+                        (u64::try_from(seq).unwrap_or(0), max)
+                    }
+                }
             }
         };
         let doc = load(inner, space, doc_id)?;
         let max_op =
             |d: &ChangeHash| doc.get_change_meta_by_hash(d).map(|m| m.max_op).or_else(|| later.get(d).copied());
-        if let Err(reason) = trust::consistent(max_op, &c, last) {
+        if let Err(reason) = trust::consistent(max_op, &c, last, last_max_op) {
             refused_hashes.insert(h);
             refused.push((Some(h), reason));
             continue;
@@ -1447,7 +1460,7 @@ fn merge(
         }
         if defer {
             later.insert(h, c.max_op());
-            last_seq.insert(actor, c.seq());
+            last_seq.insert(actor, (c.seq(), c.max_op()));
             report.accepted.push(h);
             accepted.changes.push((c, sig));
             continue;
@@ -1466,7 +1479,7 @@ fn merge(
             }
             Some(Ok(())) => {}
         }
-        last_seq.insert(actor, c.seq());
+        last_seq.insert(actor, (c.seq(), c.max_op()));
         if projected(doc_id) {
             let writes = space::change_writes(doc, &c).unwrap_or_default();
             if *doc_id == DocId::Space {
@@ -1565,7 +1578,11 @@ fn merge(
 /// cut off is kept aside (in `held`), not forgotten, so that it counts
 /// again should the revocation that cut it off be undone. The register is
 /// rebuilt first; the rest are then judged against it.
-fn rebuild_revoked(inner: &mut Inner, space: &str, before: &BTreeMap<DeviceId, space::Cut>) -> Result<Vec<DocId>> {
+fn rebuild_revoked(
+    inner: &mut Inner,
+    space: &str,
+    before: &BTreeMap<DeviceId, (space::Cut, Option<space::Rank>)>,
+) -> Result<Vec<DocId>> {
     let devices_before: BTreeSet<DeviceId> = view(inner, space)?.device_ids().collect();
     let mut rebuilt = Vec::new();
     if rebuild(inner, space, &DocId::Space)? {
