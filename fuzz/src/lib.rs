@@ -230,7 +230,7 @@ impl World {
             conn.pragma_update(None, "journal_mode", "DELETE").expect("journal");
         }
         let first = dir.path().join("store-0.db");
-        std::fs::copy(&template, &first).expect("copy");
+        copy(&template, &first);
         let store = Store::open(&first).expect("open");
         assert_eq!(store.epoch(), EPOCH);
         World { fixture, store, dir, template, serial: 0, inputs: 0 }
@@ -241,7 +241,7 @@ impl World {
         let old = self.dir.path().join(format!("store-{}.db", self.serial));
         self.serial += 1;
         let path = self.dir.path().join(format!("store-{}.db", self.serial));
-        std::fs::copy(&self.template, &path).expect("copy");
+        copy(&self.template, &path);
         self.store = Store::open(&path).expect("open");
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", old.display()));
@@ -321,6 +321,17 @@ impl World {
             .expect("apply_snapshot gives a report");
         self.settle(!r.accepted.is_empty());
         r
+    }
+}
+
+/// Copy a file, again when a signal (libFuzzer's timer) interrupts it.
+fn copy(from: &std::path::Path, to: &std::path::Path) {
+    loop {
+        match std::fs::copy(from, to) {
+            Ok(_) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("copy the template store: {e}"),
+        }
     }
 }
 
