@@ -1481,7 +1481,12 @@ fn merge(
         }
         last_seq.insert(actor, (c.seq(), c.max_op()));
         if projected(doc_id) {
-            let writes = space::change_writes(doc, &c).unwrap_or_default();
+            // Walking the objects of a hostile change that automerge did
+            // merge can still panic inside automerge: refuse it the same way.
+            let Some(writes) = contained(|| space::change_writes(doc, &c).unwrap_or_default()) else {
+                evict(inner, space, doc_id);
+                return Ok(Attempt::Panicked(h));
+            };
             if *doc_id == DocId::Space {
                 current.refresh(doc, &Touched::from_writes(&writes))?;
             }
