@@ -41,11 +41,10 @@ pub fn key() -> &'static DeviceKey {
     KEY.get_or_init(|| DeviceKey::from_seed(KEY_SEED))
 }
 
-/// Sign a change of `doc` in `space` as the fuzzer's device. The one place
-/// that calls the signing API (which may come to bind the space and document).
+/// Sign a change of `doc` in `space` as the fuzzer's device (signatures bind
+/// the space and the document). The one place that calls the signing API.
 pub fn sign(space: &str, doc: &DocId, hash: &ChangeHash) -> Vec<u8> {
-    let _ = (space, doc);
-    key().sign_change(hash).to_vec()
+    key().sign_change(space, doc, hash).to_vec()
 }
 
 // ---------------------------------------------------------------------------

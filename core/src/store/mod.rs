@@ -1472,10 +1472,11 @@ fn merge(
                 evict(inner, space, doc_id);
                 return Ok(Attempt::Panicked(h));
             }
-            Some(Err(e)) => {
-                refused_hashes.insert(h);
-                refused.push((Some(h), Refusal::Malformed(e.to_string())));
-                continue;
+            // An error may leave automerge's state half-changed too: the
+            // same as a panic (the change is refused, the document reloaded).
+            Some(Err(_)) => {
+                evict(inner, space, doc_id);
+                return Ok(Attempt::Panicked(h));
             }
             Some(Ok(())) => {}
         }
@@ -1691,12 +1692,16 @@ fn replay(space: &str, doc_id: &DocId, changes: &[(Change, Vec<u8>)], revocation
 fn rebuild(inner: &mut Inner, space: &str, doc_id: &DocId) -> Result<bool> {
     let did = doc_id.to_string();
     let old = load(inner, space, doc_id)?.clone();
+    let Some(merged) = contained(|| old.get_changes(&[])) else {
+        // A document automerge cannot list: leave it as merged.
+        return Ok(false);
+    };
     let mut all: Vec<(Change, Vec<u8>)> = Vec::new();
     {
         let mut sig = inner.conn.prepare_cached(
             "SELECT signature FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4",
         )?;
-        for c in old.get_changes(&[]) {
+        for c in merged {
             let s: Option<Vec<u8>> = sig
                 .query_row(params![space, did, c.actor_id().to_bytes(), seq_sql(c.seq())], |r| r.get(0))
                 .optional()?;
