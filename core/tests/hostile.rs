@@ -254,3 +254,45 @@ fn a_ballot_or_result_copied_into_another_items_document_is_refused() {
     assert!(!r.refused.is_empty() || !r.held.is_empty(), "{r:?}");
     assert!(r.accepted.is_empty());
 }
+
+#[test]
+fn list_views_read_while_a_long_merge_holds_the_store() {
+    let w = std::sync::Arc::new(world());
+    let doc = DocId::own_public(&w.resident, "2026");
+    let mut d = automerge::Automerge::new();
+    d.set_actor(w.key.actor());
+    let mut chain = Vec::new();
+    for i in 0..8_000 {
+        let mut tx = d.transaction();
+        tx.put(ROOT, format!("k{i}"), i).expect("put");
+        tx.commit();
+        let c = d.get_last_local_change().expect("change");
+        chain.push(SignedChange {
+            bytes: c.raw_bytes().to_vec(),
+            signature: w.key.sign_change(&w.space, &doc, &c.hash()).to_vec(),
+        });
+    }
+    chain.reverse();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let merging = {
+        let (w, done, started, doc) = (w.clone(), done.clone(), started.clone(), doc.clone());
+        std::thread::spawn(move || {
+            started.wait();
+            let r = w.admin.apply(&w.space, &doc, chain).expect("apply");
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            r.accepted.len()
+        })
+    };
+    started.wait();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut read_during = 0;
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(!w.admin.members(&w.space, 0, 50).expect("members").is_empty());
+        if !done.load(std::sync::atomic::Ordering::SeqCst) {
+            read_during += 1;
+        }
+    }
+    assert_eq!(merging.join().expect("merge"), 8_000);
+    assert!(read_during > 0, "the member list was read while the merge ran");
+}

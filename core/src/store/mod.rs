@@ -11,7 +11,9 @@
 //!   equivocation check happen before the change is merged; a refused change
 //!   is recorded in `refusals` and changes nothing else.
 //! * The store is `Send + Sync`: one mutex guards the connection and the
-//!   in-memory cache of loaded documents and registers. Calls block; apps call
+//!   in-memory cache of loaded documents and registers; list views and
+//!   modules' reads use a second, read-only connection, so they read the last
+//!   committed state while a write is in progress. Calls block; apps call
 //!   them off their UI thread.
 //! * Listeners get an [`Event`] after each committed write.
 
@@ -177,6 +179,10 @@ struct Inner {
 
 pub struct Store {
     inner: Mutex<Inner>,
+    /// A second, read-only connection for query tables (list views, module
+    /// reads): in WAL mode it reads the last committed state while a write —
+    /// a sync's merge, say — holds `inner`, so list views never wait for it.
+    reader: Mutex<Connection>,
     listeners: Mutex<Vec<Sender<Event>>>,
     device: DeviceId,
     epoch: [u8; 16],
@@ -231,6 +237,7 @@ impl Store {
     /// Open (or create) a store in the SQLite file at `path`. The device key is
     /// made on first open and never leaves the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref();
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -263,8 +270,15 @@ impl Store {
         };
         let device = key.id();
         let legacy_signatures = resign_own(&mut conn, &key)?;
+        let reader = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        reader.set_prepared_statement_cache_capacity(256);
         Ok(Store {
             inner: Mutex::new(Inner { conn, key, docs: DocCache::default(), views: HashMap::new(), legacy_signatures }),
+            reader: Mutex::new(reader),
             listeners: Mutex::new(Vec::new()),
             device,
             epoch,
@@ -935,8 +949,8 @@ impl Store {
     // List views, read from the query tables without loading documents
 
     pub fn members(&self, space: &str, offset: u32, limit: u32) -> Result<Vec<MemberRow>> {
-        let inner = self.lock()?;
-        let mut stmt = inner.conn.prepare_cached(
+        let inner = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = inner.prepare_cached(
             "SELECT member_id, name, status, roles FROM members WHERE space_id = ?1 ORDER BY name, member_id LIMIT ?2 OFFSET ?3",
         )?;
         let rows = stmt.query_map(params![space, limit, offset], |r| {
@@ -952,8 +966,8 @@ impl Store {
     }
 
     pub fn units(&self, space: &str, offset: u32, limit: u32) -> Result<Vec<UnitRow>> {
-        let inner = self.lock()?;
-        let mut stmt = inner.conn.prepare_cached(
+        let inner = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = inner.prepare_cached(
             "SELECT unit_id, building, entrance, room, area_centi, grid_id FROM units WHERE space_id = ?1
              ORDER BY building, entrance, room, unit_id LIMIT ?2 OFFSET ?3",
         )?;
@@ -971,8 +985,8 @@ impl Store {
     }
 
     pub fn items(&self, space: &str, offset: u32, limit: u32) -> Result<Vec<ItemRow>> {
-        let inner = self.lock()?;
-        let mut stmt = inner.conn.prepare_cached(
+        let inner = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = inner.prepare_cached(
             "SELECT item_id, kind, title, created_by, created_at FROM items WHERE space_id = ?1
              ORDER BY created_at DESC, item_id LIMIT ?2 OFFSET ?3",
         )?;
@@ -1019,7 +1033,16 @@ impl Store {
     }
 
     /// Read query tables with the store's connection (for modules' own queries).
+    /// Read query tables (for modules' own queries), on the read-only
+    /// connection: committed state, without waiting for a write in progress.
     pub(crate) fn query<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        f(&reader)
+    }
+
+    /// Write a table that is this device's alone and never syncs (survey
+    /// drafts), on the store's connection.
+    pub(crate) fn local_write<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let inner = self.lock()?;
         f(&inner.conn)
     }

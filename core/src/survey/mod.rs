@@ -383,7 +383,7 @@ fn current_form(s: &Survey) -> Result<Form> {
 pub fn save_draft(store: &Store, space: &str, survey_id: &str, answers: &str) -> Result<()> {
     parse_answers(answers)?;
     load(store, space, survey_id, false)?;
-    store.query(|c| {
+    store.local_write(|c| {
         c.prepare_cached(
             "INSERT OR REPLACE INTO survey_drafts (space_id, survey_id, answers, saved_at) VALUES (?1, ?2, ?3, ?4)",
         )?
@@ -402,7 +402,7 @@ pub fn draft(store: &Store, space: &str, survey_id: &str) -> Result<Option<Strin
 }
 
 pub fn discard_draft(store: &Store, space: &str, survey_id: &str) -> Result<()> {
-    store.query(|c| {
+    store.local_write(|c| {
         c.prepare_cached("DELETE FROM survey_drafts WHERE space_id = ?1 AND survey_id = ?2")?
             .execute(params![space, survey_id])?;
         Ok(())
