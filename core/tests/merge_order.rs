@@ -41,11 +41,14 @@ fn edit_for(v: &SpaceView, who: usize, i: usize, op: u8, x: u8, y: u8, me: &str)
             name: format!("居民{x}"),
             roles: vec![Role::Resident],
         },
-        1 => SpaceEdit::SetRole {
-            member: pick(&members, x)?.clone(),
-            role: Role::ALL[y as usize % 4],
-            granted: x.is_multiple_of(2),
-        },
+        // Rights are taken away by the first admin alone, never from itself:
+        // concurrent revocations between privileged members (each cutting
+        // the other off) are the limit ADR 0001 states.
+        1 => {
+            let granted = who != 0 || x.is_multiple_of(2);
+            let pool = if granted { &members } else { &others };
+            SpaceEdit::SetRole { member: pick(pool, x)?.clone(), role: Role::ALL[y as usize % 4], granted }
+        }
         2 => SpaceEdit::AddUnit {
             unit: format!("u{who}x{i}"),
             building: format!("{}栋", y % 5),
@@ -61,7 +64,8 @@ fn edit_for(v: &SpaceView, who: usize, i: usize, op: u8, x: u8, y: u8, me: &str)
             relation: [Relation::Owner, Relation::Tenant, Relation::Family][y as usize % 3],
         },
         4 => SpaceEdit::Rename { member: pick(&members, x)?.clone(), name: format!("改名{y}") },
-        _ => SpaceEdit::RemoveMember { member: pick(&others, x)?.clone() },
+        _ if who == 0 => SpaceEdit::RemoveMember { member: pick(&others, x)?.clone() },
+        _ => return None,
     })
 }
 
