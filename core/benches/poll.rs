@@ -68,8 +68,8 @@ fn main() {
                 batches: vec![DocBatch::changes(doc.clone(), vec![sc.clone()])],
             };
             let body = req.encode();
-            let header =
-                linli_core::sync::auth::header_with_key(k, linli_core::sync::SYNC_PATH, at, &body).expect("header");
+            let header = linli_core::sync::auth::header_with_key(k, &k.id(), linli_core::sync::SYNC_PATH, at, &body)
+                .expect("header");
             wire_one = body.len() + header.len();
         }
         let r = store.apply(&space, &doc, vec![sc]).expect("apply");

@@ -109,7 +109,7 @@ fn every_regression_input_is_refused_cleanly() {
         assert!(r.accepted.is_empty(), "{name}");
         let text = String::from_utf8_lossy(&bytes);
         assert!(parse_invite(&text).is_err(), "{name}");
-        assert!(auth::verify(&text, "/v1/sync", &bytes, 0).is_err(), "{name}");
+        assert!(auth::verify(&text, "/v1/sync", &bytes, 0, &s.device_id()).is_err(), "{name}");
     }
     assert!(s.heads(&space, &doc).expect("heads").is_empty(), "nothing got in");
 }
@@ -121,9 +121,10 @@ proptest! {
     fn text_decoders_never_panic(text in ".{0,120}", body in prop::collection::vec(any::<u8>(), 0..64)) {
         let _ = text.parse::<DocId>();
         let _ = parse_invite(&text);
-        prop_assert!(auth::verify(&text, "/v1/sync", &body, 0).is_err() || text.starts_with("v1 "));
-        let header = format!("v1 {text}");
-        let _ = auth::verify(&header, "/v1/sync", &body, 0);
+        let me = linli_core::identity::DeviceKey::from_seed([3; 32]).id();
+        prop_assert!(auth::verify(&text, "/v1/sync", &body, 0, &me).is_err() || text.starts_with("v2 "));
+        let header = format!("v2 {text}");
+        let _ = auth::verify(&header, "/v1/sync", &body, 0, &me);
     }
 
     #[test]

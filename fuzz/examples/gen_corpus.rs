@@ -176,7 +176,7 @@ fn main() {
     let mut responses = Vec::new();
     for (name, body) in &bodies {
         write(&dir, name, body);
-        let header = auth::header_with_key(key(), SYNC_PATH, f.now, body).expect("header");
+        let header = auth::header_with_key(key(), &w.store.device_id(), SYNC_PATH, f.now, body).expect("header");
         if let Ok(s) = serve_sync(&w.store, &Creators::Nobody, Some(&header), body, f.now) {
             responses.push((format!("response-{name}"), s.body));
         }

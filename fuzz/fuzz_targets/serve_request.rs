@@ -14,7 +14,7 @@ use linli_fuzz::{guarded, key, with_world};
 fuzz_target!(|body: &[u8]| {
     with_world(|w| {
         let now = w.fixture.now;
-        let header = auth::header_with_key(key(), SYNC_PATH, now, body).expect("header");
+        let header = auth::header_with_key(key(), &w.store.device_id(), SYNC_PATH, now, body).expect("header");
         // The fuzzer's device may also create spaces here.
         let creators = Creators::Devices(BTreeSet::from([key().id()]));
         let served = guarded("serve_sync", || serve_sync(&w.store, &creators, Some(&header), body, now));

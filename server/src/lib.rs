@@ -8,7 +8,9 @@
 //! Routes:
 //! * `POST /v1/sync` — the sync protocol (`linli_core::sync`), body in wire
 //!   format v1, authenticated by the `linli-auth` header;
-//! * `POST /v1/join` — an invite's bearer fetches the register to redeem it;
+//! * `POST /v1/join` — an invite's bearer fetches the register to redeem it,
+//!   then hands in its redemption;
+//! * `GET /v1/peer` — this server's identity, which requests are signed for;
 //! * `GET /health` — liveness and the number of spaces held;
 //! * `GET /metrics` — Prometheus counters.
 //!
@@ -180,12 +182,18 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route(sync::SYNC_PATH, post(sync_route))
         .route(sync::JOIN_PATH, post(join_route))
+        .route(sync::PEER_PATH, get(peer_route))
         .layer(DefaultBodyLimit::max(sync::MAX_BODY))
         .with_state(state)
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+/// Who this server is: the device id requests must be signed for.
+async fn peer_route(State(state): State<AppState>) -> String {
+    state.store.device_id().to_hex()
 }
 
 async fn sync_route(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {

@@ -145,9 +145,14 @@ impl Server {
         (status, resp.bytes().map(|b| b.to_vec()).unwrap_or_default())
     }
 
+    /// The server's identity, which requests are signed for.
+    fn peer(&self) -> linli_core::identity::DeviceId {
+        self.transport().peer().expect("the server's identity")
+    }
+
     /// POST a body signed by `key`, as a device (or an attacker holding a key) would.
     fn signed(&self, key: &DeviceKey, path: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
-        let header = auth::header_with_key(key, path, now_ms(), &body).expect("header");
+        let header = auth::header_with_key(key, &self.peer(), path, now_ms(), &body).expect("header");
         self.post(path, Some(&header), body)
     }
 }
@@ -693,6 +698,10 @@ impl Transport for Recording {
         self.seen.lock().map_err(|_| "lock")?.push((path.into(), auth.into(), body.to_vec()));
         self.inner.post(path, auth, body)
     }
+
+    fn peer(&self) -> Result<linli_core::identity::DeviceId, String> {
+        self.inner.peer()
+    }
 }
 
 #[test]
@@ -772,6 +781,10 @@ struct Timed<'a> {
 }
 
 impl Transport for Timed<'_> {
+    fn peer(&self) -> Result<linli_core::identity::DeviceId, String> {
+        self.inner.peer()
+    }
+
     fn post(&self, path: &str, auth: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
@@ -805,13 +818,14 @@ fn hostile(w: &World, server: &Server, kind: Hostile, n: usize) -> usize {
         }
         Hostile::BadSignature => {
             // Names Mallory's tablet, signed by another key.
-            let header =
-                auth::header(&w.key.id(), SYNC_PATH, now_ms(), &empty, |m| Ok(stranger.sign_tagged(auth::TAG, m)))
-                    .expect("header");
+            let header = auth::header(&w.key.id(), &server.peer(), SYNC_PATH, now_ms(), &empty, |m| {
+                Ok(stranger.sign_tagged(auth::TAG, m))
+            })
+            .expect("header");
             assert_eq!(server.post(SYNC_PATH, Some(&header), empty).0, 401);
         }
         Hostile::Replay => {
-            let header = auth::header_with_key(&w.key, SYNC_PATH, now_ms(), &empty).expect("header");
+            let header = auth::header_with_key(&w.key, &server.peer(), SYNC_PATH, now_ms(), &empty).expect("header");
             assert_eq!(server.post(SYNC_PATH, Some(&header), empty.clone()).0, 200);
             assert_eq!(server.post(SYNC_PATH, Some(&header), empty).0, 409);
             return 2;

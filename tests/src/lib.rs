@@ -120,6 +120,10 @@ impl Transport for Movable {
         let t = self.0.lock().map_err(|_| "lock".to_string())?.clone();
         t.post(path, auth, body)
     }
+
+    fn peer(&self) -> Result<linli_core::identity::DeviceId, String> {
+        self.0.lock().map_err(|_| "lock".to_string())?.peer()
+    }
 }
 
 /// A transport that, driven by a seed, loses requests, loses answers after the
@@ -155,6 +159,14 @@ impl<'a> Faulty<'a> {
 }
 
 impl Transport for Faulty<'_> {
+    fn peer(&self) -> Result<linli_core::identity::DeviceId, String> {
+        self.inner.peer()
+    }
+
+    fn is_hub(&self) -> bool {
+        self.inner.is_hub()
+    }
+
     fn post(&self, path: &str, auth: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String> {
         // A request held back earlier arrives now, out of order: a replay.
         if self.roll() < 10 {

@@ -344,3 +344,21 @@ fn a_slow_body_gets_408_after_the_request_timeout() {
     assert!(took >= Duration::from_millis(800) && took < Duration::from_secs(4), "{took:?}");
     honest_sync(&m, "after a slow body");
 }
+
+/// A phone hands its changes only to a coordinator's phone, and a request a
+/// phone made for the hub is refused by any other peer.
+#[test]
+fn a_hub_that_is_not_a_coordinators_phone_gets_nothing() {
+    let m = meeting(Limits::default());
+    // The resident's phone poses as a hub at the meeting.
+    let fake = Hub::start(m.resident.0.store.clone(), "127.0.0.1:0").expect("hub");
+    let neighbour = join(&m.coord, &m.space, &m.hub, "邻居");
+    let link = fake.link();
+    let e =
+        sync::sync(&neighbour.0, &m.space, &link, &http(&link), &opts(), &mut |_| {}).expect_err("not a coordinator");
+    assert!(matches!(e, SyncError::NotACoordinator), "{e:?}");
+    // Requests name the peer they are for: the coordinator's hub is its phone's store
+    // (a request made for it is refused elsewhere: tests/sync.rs, auth's unit test).
+    let hub_id = sync::Transport::peer(&http(&m.hub.link())).expect("the hub's identity");
+    assert_eq!(hub_id, m.coord.device_id());
+}

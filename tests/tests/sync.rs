@@ -155,7 +155,9 @@ fn a_restarted_or_replaced_server_gets_everything_back() {
 
 /// A signed request with any body, as an attacker or a broken client would send it.
 fn raw(base: &str, key: &DeviceKey, body: &[u8], header: Option<String>) -> (u16, String) {
-    let header = header.unwrap_or_else(|| auth::header_with_key(key, SYNC_PATH, now_ms(), body).expect("header"));
+    let peer = linli_core::sync::Transport::peer(&http(base)).expect("the server's identity");
+    let header =
+        header.unwrap_or_else(|| auth::header_with_key(key, &peer, SYNC_PATH, now_ms(), body).expect("header"));
     let resp = reqwest::blocking::Client::new()
         .post(format!("{base}{SYNC_PATH}"))
         .header(auth::HEADER, header)
@@ -193,14 +195,16 @@ fn bad_requests_get_clear_4xx_and_change_nothing() {
 
     // A stranger's request is refused before anything is written, however
     // often it is sent (its nonce is not even recorded).
-    let header = auth::header_with_key(&stranger, SYNC_PATH, now_ms(), &empty).expect("header");
+    let header =
+        auth::header_with_key(&stranger, &server.store.device_id(), SYNC_PATH, now_ms(), &empty).expect("header");
     assert_eq!(raw(&server.base, &stranger, &empty, Some(header.clone())).0, 403);
     assert_eq!(raw(&server.base, &stranger, &empty, Some(header)).0, 403);
 
     // A request with no or a broken signature, or a stale clock.
     let (status, _) = raw(&server.base, &stranger, &empty, Some("v1 garbage".into()));
     assert_eq!(status, 401);
-    let stale = auth::header_with_key(&stranger, SYNC_PATH, now_ms() - 3_600_000, &empty).expect("header");
+    let stale = auth::header_with_key(&stranger, &server.store.device_id(), SYNC_PATH, now_ms() - 3_600_000, &empty)
+        .expect("header");
     assert_eq!(raw(&server.base, &stranger, &empty, Some(stale)).0, 401);
 
     // Garbage that is correctly signed.
@@ -225,10 +229,17 @@ fn bad_requests_get_clear_4xx_and_change_nothing() {
         .expect("device");
     sync_with(&coord, &space, "server", &t);
     // A member's request replayed: the same header and body twice.
-    let header = auth::header_with_key(&tablet, SYNC_PATH, now_ms(), &empty).expect("header");
+    let header =
+        auth::header_with_key(&tablet, &server.store.device_id(), SYNC_PATH, now_ms(), &empty).expect("header");
     assert_eq!(raw(&server.base, &tablet, &empty, Some(header.clone())).0, 200);
     let (status, body) = raw(&server.base, &tablet, &empty, Some(header));
     assert_eq!(status, 409, "{body}");
+    // A member's request made for another peer (a meeting hub) is refused here.
+    let hub = DeviceKey::generate().expect("key").id();
+    let for_hub = auth::header_with_key(&tablet, &hub, SYNC_PATH, now_ms(), &empty).expect("header");
+    let (status, body) = raw(&server.base, &tablet, &empty, Some(for_hub));
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("another peer"), "{body}");
     let before = (server.store.max_arrived(&space).expect("max"), server.store.refusals(&space).expect("audit").len());
     let doc = DocId::own_private(&me, "2026");
     let mut d = automerge::Automerge::new().with_actor(coord.device_id().actor());
@@ -255,8 +266,10 @@ fn bad_requests_get_clear_4xx_and_change_nothing() {
     assert!(audit.last().expect("row").reason.contains("signature"), "{audit:?}");
     // The same request signed by someone else's key instead of the device it names is not served.
     let body = req.encode();
-    let h = auth::header(&tablet.id(), SYNC_PATH, now_ms(), &body, |m| Ok(stranger.sign_tagged(auth::TAG, m)))
-        .expect("header");
+    let h = auth::header(&tablet.id(), &server.store.device_id(), SYNC_PATH, now_ms(), &body, |m| {
+        Ok(stranger.sign_tagged(auth::TAG, m))
+    })
+    .expect("header");
     assert_eq!(raw(&server.base, &stranger, &body, Some(h)).0, 401);
 
     // The metrics saw it all.

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use super::link::{HubLink, SCHEME};
 use super::{MAX_BODY, SNAPSHOT_BUDGET, Transport, auth};
 use crate::error::{Error, Result};
+use crate::identity::DeviceId;
 
 /// The largest answer read from a peer: a first sync's snapshots (at most
 /// [`SNAPSHOT_BUDGET`]) or a page of changes that may end with one change as
@@ -35,6 +36,9 @@ pub const MAX_RESPONSE: usize = MAX_BODY + SNAPSHOT_BUDGET;
 pub struct HttpTransport {
     base: String,
     client: reqwest::blocking::Client,
+    hub: bool,
+    /// The peer's identity, asked once.
+    peer: Arc<std::sync::OnceLock<DeviceId>>,
 }
 
 impl HttpTransport {
@@ -46,7 +50,8 @@ impl HttpTransport {
         let builder = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60));
-        let (base, builder) = if peer.starts_with(SCHEME) {
+        let hub = peer.starts_with(SCHEME);
+        let (base, builder) = if hub {
             let link: HubLink = peer.parse()?;
             (link.https_base(), builder.use_preconfigured_tls(pinned_config(link.fingerprint)?))
         } else if peer.starts_with("https://") || peer.starts_with("http://") {
@@ -55,7 +60,7 @@ impl HttpTransport {
             return Err(Error::Invalid(format!("a peer is an https:// URL or a {SCHEME} link")));
         };
         let client = builder.build().map_err(|e| Error::Internal(describe(&e)))?;
-        Ok(HttpTransport { base, client })
+        Ok(HttpTransport { base, client, hub, peer: Arc::new(std::sync::OnceLock::new()) })
     }
 }
 
@@ -156,6 +161,28 @@ fn tls_reason(mut e: &(dyn std::error::Error + 'static)) -> Option<String> {
 }
 
 impl Transport for HttpTransport {
+    fn peer(&self) -> std::result::Result<DeviceId, String> {
+        if let Some(p) = self.peer.get() {
+            return Ok(*p);
+        }
+        let resp = self
+            .client
+            .get(format!("{}{}", self.base, super::PEER_PATH))
+            .send()
+            .map_err(|e| describe(&e.without_url()))?;
+        if !resp.status().is_success() {
+            return Err(format!("the peer did not say who it is (status {})", resp.status().as_u16()));
+        }
+        let mut text = String::new();
+        resp.take(256).read_to_string(&mut text).map_err(|e| format!("the peer's identity broke off: {e}"))?;
+        let id = DeviceId::from_hex(text.trim()).map_err(|_| "the peer's identity is malformed".to_string())?;
+        Ok(*self.peer.get_or_init(|| id))
+    }
+
+    fn is_hub(&self) -> bool {
+        self.hub
+    }
+
     fn post(&self, path: &str, auth_value: &str, body: &[u8]) -> std::result::Result<(u16, Vec<u8>), String> {
         let resp = self
             .client

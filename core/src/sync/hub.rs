@@ -428,6 +428,9 @@ async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, serving: Arc<Atomi
             |store, header, body, now| super::serve_sync(store, &Creators::Nobody, header, body, now)
         }
         (&Method::POST, JOIN_PATH) => super::serve_join,
+        (&Method::GET, super::PEER_PATH) => {
+            return answer(200, "text/plain", shared.store.device_id().to_hex().into_bytes(), None);
+        }
         (&Method::GET, "/health") => {
             return answer(200, "application/json", br#"{"status":"ok","role":"hub"}"#.to_vec(), None);
         }

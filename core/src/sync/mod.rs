@@ -44,6 +44,9 @@ use wire::{DocBatch, DocResult, Request, Response};
 
 pub const SYNC_PATH: &str = "/v1/sync";
 pub const JOIN_PATH: &str = "/v1/join";
+/// `GET`: the serving peer's identity (its store's device id, 64 hex), which
+/// requests name and sign.
+pub const PEER_PATH: &str = "/v1/peer";
 /// The largest request body a peer accepts.
 pub const MAX_BODY: usize = 32 << 20;
 /// About how many bytes of changes go into one message; more waits for the next round.
@@ -146,12 +149,18 @@ impl Creators {
 
 /// Check a request's signature and clock. Writes nothing: a request refused
 /// before its device is known to the space leaves no trace in the store.
-fn verify_request(header: Option<&str>, path: &str, body: &[u8], now: i64) -> Result<auth::Authed, ServeError> {
+fn verify_request(
+    store: &Store,
+    header: Option<&str>,
+    path: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<auth::Authed, ServeError> {
     if body.len() > MAX_BODY {
         return Err(ServeError::TooLarge);
     }
     let header = header.ok_or_else(|| ServeError::Unauthorized(auth::AuthError::Malformed.to_string()))?;
-    auth::verify(header, path, body, now).map_err(|e| ServeError::Unauthorized(e.to_string()))
+    auth::verify(header, path, body, now, &store.device_id()).map_err(|e| ServeError::Unauthorized(e.to_string()))
 }
 
 /// Refuse a replayed request (its nonce was seen). Called once the device is
@@ -195,7 +204,7 @@ pub fn serve_sync(
     body: &[u8],
     now: i64,
 ) -> Result<Served, ServeError> {
-    let authed = verify_request(header, SYNC_PATH, body, now)?;
+    let authed = verify_request(store, header, SYNC_PATH, body, now)?;
     let req = Request::decode(body).map_err(|e| ServeError::BadRequest(e.to_string()))?;
     let offered: usize = req.batches.iter().map(|b| b.changes.len()).sum();
     if offered > crate::store::MAX_CHANGES {
@@ -290,7 +299,7 @@ fn snapshots(
 /// peer merges it — checked like any change — and the phone then syncs as a
 /// member. Nothing is read or written for a key that is not an open invite.
 pub fn serve_join(store: &Store, header: Option<&str>, body: &[u8], now: i64) -> Result<Served, ServeError> {
-    let authed = verify_request(header, JOIN_PATH, body, now)?;
+    let authed = verify_request(store, header, JOIN_PATH, body, now)?;
     let (space_bytes, redemption) = match <[u8; 16]>::try_from(body) {
         Ok(s) => (s, None),
         Err(_) => {
@@ -352,6 +361,14 @@ pub fn serve_join(store: &Store, header: Option<&str>, body: &[u8], now: i64) ->
 /// Moves one request to a peer and brings back its status and body.
 pub trait Transport {
     fn post(&self, path: &str, auth: &str, body: &[u8]) -> Result<(u16, Vec<u8>), String>;
+    /// The peer's identity (its store's device id), which requests are signed
+    /// for; a transport asks the peer once (`GET /v1/peer`).
+    fn peer(&self) -> Result<DeviceId, String>;
+    /// Whether the peer is a meeting hub (a coordinator's phone) rather than
+    /// the server: a phone then checks the hub is a coordinator's device.
+    fn is_hub(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -404,6 +421,8 @@ pub enum SyncError {
     BadResponse,
     #[error("sync did not settle in {0} rounds")]
     TooManyRounds(u32),
+    #[error("the meeting hub is not a coordinator's phone in this space")]
+    NotACoordinator,
     #[error(transparent)]
     Core(#[from] Error),
 }
@@ -499,8 +518,16 @@ pub fn sync(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<SyncReport, SyncError> {
     let space_id = space_bytes(space)?;
+    let to = transport.peer().map_err(SyncError::Unreachable)?;
+    if transport.is_hub() {
+        // A phone hands its changes only to a coordinator's phone.
+        let coordinator = store.with_view(space, |v| v.member_of(&to).is_some_and(|(_, m)| m.is_privileged()))?;
+        if !coordinator {
+            return Err(SyncError::NotACoordinator);
+        }
+    }
     let sign = |path: &str, body: &[u8]| {
-        auth::header(&store.device_id(), path, now_ms(), body, |m| store.sign_tagged(auth::TAG, m))
+        auth::header(&store.device_id(), &to, path, now_ms(), body, |m| store.sign_tagged(auth::TAG, m))
     };
     let mut report = SyncReport::default();
     let mut whole: Vec<DocId> = Vec::new();
@@ -569,11 +596,15 @@ pub fn join(
 ) -> Result<(String, String), SyncError> {
     let (space, key) = crate::store::parse_invite(code)?;
     let body = space_bytes(&space)?.to_vec();
-    let sign = |path: &str, body: &[u8]| auth::header_with_key(&key, path, now_ms(), body);
+    let to = transport.peer().map_err(SyncError::Unreachable)?;
+    let sign = |path: &str, body: &[u8]| auth::header_with_key(&key, &to, path, now_ms(), body);
     let mut report = SyncReport::default();
     let resp = exchange(&sign, transport, JOIN_PATH, &body, opts, &mut report)?;
     let changes = resp.batches.into_iter().filter(|b| b.doc == DocId::Space).flat_map(|b| b.changes).collect();
     let joined = store.join(code, my_name, changes)?;
+    if transport.is_hub() && !store.with_view(&space, |v| v.member_of(&to).is_some_and(|(_, m)| m.is_privileged()))? {
+        return Err(SyncError::NotACoordinator);
+    }
     // Hand the redemption to the peer, signed by the invite key; only then
     // is this device a member there.
     let redemption: Vec<_> = store
