@@ -1793,37 +1793,15 @@ fn rebuild(inner: &mut Inner, space: &str, doc_id: &DocId) -> Result<bool> {
             let mut del = tx.prepare_cached(
                 "DELETE FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4",
             )?;
-            let mut keep = tx.prepare_cached(
-                "INSERT OR IGNORE INTO held (space_id, doc_id, hash, bytes, signature, at, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for (c, sig, _) in &dropped {
+            for (c, _, _) in &dropped {
                 del.execute(params![space, did, c.actor_id().to_bytes(), seq_sql(c.seq())])?;
-                keep.execute(params![
-                    space,
-                    did,
-                    c.hash().0.to_vec(),
-                    c.raw_bytes(),
-                    sig,
-                    now_ms(),
-                    c.actor_id().to_bytes()
-                ])?;
             }
-            let mut next = max_arrived(&tx, space)?;
-            let mut add = tx.prepare_cached(
-                "INSERT OR IGNORE INTO changes (space_id, doc_id, actor, seq, hash, signature, arrived, sig_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 2)",
-            )?;
+        }
+        hold_rows(&tx, space, &did, dropped.iter().map(|(c, sig, _)| (c, sig)))?;
+        add_change_rows(&tx, space, &did, reinstated.iter().map(|(c, sig)| (c, sig)))?;
+        {
             let mut unheld = tx.prepare_cached("DELETE FROM held WHERE space_id = ?1 AND doc_id = ?2 AND hash = ?3")?;
-            for (c, sig) in &reinstated {
-                next += 1;
-                add.execute(params![
-                    space,
-                    did,
-                    c.actor_id().to_bytes(),
-                    seq_sql(c.seq()),
-                    c.hash().0.to_vec(),
-                    sig,
-                    seq_sql(next)
-                ])?;
+            for (c, _) in &reinstated {
                 unheld.execute(params![space, did, c.hash().0.to_vec()])?;
             }
         }
@@ -1978,22 +1956,7 @@ fn persist(
     let tx = conn.transaction()?;
     record_refusals(&tx, space, doc_id, outcome.refused)?;
     record_flags(&tx, space, outcome.flags)?;
-    if !outcome.held.is_empty() {
-        let mut stmt = tx.prepare_cached(
-            "INSERT OR IGNORE INTO held (space_id, doc_id, hash, bytes, signature, at, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for (c, sig) in outcome.held {
-            stmt.execute(params![
-                space,
-                did,
-                c.hash().0.to_vec(),
-                c.raw_bytes(),
-                sig,
-                now_ms(),
-                c.actor_id().to_bytes()
-            ])?;
-        }
-    }
+    hold_rows(&tx, space, &did, outcome.held.iter().map(|(c, sig)| (c, sig)))?;
     if !outcome.held_done.is_empty() {
         let mut stmt = tx.prepare_cached("DELETE FROM held WHERE space_id = ?1 AND doc_id = ?2 AND hash = ?3")?;
         for h in outcome.held_done {
@@ -2045,26 +2008,7 @@ fn write_changes(
         tx.prepare_cached("INSERT INTO chunks (space_id, doc_id, seq, bytes) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![space, did, next, bytes])?;
     }
-    let mut arrived = Vec::with_capacity(accepted.changes.len());
-    {
-        let mut next = max_arrived(tx, space)?;
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO changes (space_id, doc_id, actor, seq, hash, signature, arrived, sig_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 2)",
-        )?;
-        for (c, sig) in &accepted.changes {
-            next += 1;
-            stmt.execute(params![
-                space,
-                did,
-                c.actor_id().to_bytes(),
-                seq_sql(c.seq()),
-                c.hash().0.to_vec(),
-                sig,
-                seq_sql(next)
-            ])?;
-            arrived.push(next);
-        }
-    }
+    let arrived = add_change_rows(tx, space, &did, accepted.changes.iter().map(|(c, sig)| (c, sig)))?;
     match doc_id {
         DocId::Space => {
             let v = view.ok_or_else(|| Error::Internal("the register is needed to project the space".into()))?;
@@ -2120,6 +2064,52 @@ fn upgrade_signatures(conn: &Connection, space: &str, doc_id: &DocId, offered: &
         if trust::signer(space, doc_id, c, sig).is_ok() {
             stmt.execute(params![space, doc_id.to_string(), c.actor_id().to_bytes(), seq_sql(c.seq()), sig])?;
         }
+    }
+    Ok(())
+}
+
+/// Give merged changes their rows in `changes`, with the next arrival
+/// numbers of the space's feed; returns those numbers.
+fn add_change_rows<'a>(
+    tx: &Connection,
+    space: &str,
+    did: &str,
+    changes: impl Iterator<Item = (&'a Change, &'a Vec<u8>)>,
+) -> Result<Vec<u64>> {
+    let mut next = max_arrived(tx, space)?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO changes (space_id, doc_id, actor, seq, hash, signature, arrived, sig_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 2)",
+    )?;
+    let mut arrived = Vec::new();
+    for (c, sig) in changes {
+        next += 1;
+        stmt.execute(params![
+            space,
+            did,
+            c.actor_id().to_bytes(),
+            seq_sql(c.seq()),
+            c.hash().0.to_vec(),
+            sig,
+            seq_sql(next)
+        ])?;
+        arrived.push(next);
+    }
+    Ok(arrived)
+}
+
+/// Keep changes aside in `held` (a device not known yet, a change cut off
+/// by a revocation, one half of an equivocating pair).
+fn hold_rows<'a>(
+    tx: &Connection,
+    space: &str,
+    did: &str,
+    changes: impl Iterator<Item = (&'a Change, &'a Vec<u8>)>,
+) -> Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT OR IGNORE INTO held (space_id, doc_id, hash, bytes, signature, at, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for (c, sig) in changes {
+        stmt.execute(params![space, did, c.hash().0.to_vec(), c.raw_bytes(), sig, now_ms(), c.actor_id().to_bytes()])?;
     }
     Ok(())
 }
