@@ -463,6 +463,17 @@ impl Store {
     /// and the rank it had (kept from an earlier cut, which already bounds
     /// what counts beyond it).
     fn cuts_for(&self, space: &str, edits: &[SpaceEdit]) -> Result<Vec<(String, DeviceId, space::Cut)>> {
+        let revokes = |e: &SpaceEdit| {
+            matches!(
+                e,
+                SpaceEdit::RevokeDevice { .. }
+                    | SpaceEdit::RemoveMember { .. }
+                    | SpaceEdit::SetRole { role: Role::Coordinator | Role::Admin, granted: false, .. }
+            )
+        };
+        if !edits.iter().any(revokes) {
+            return Ok(Vec::new());
+        }
         let pre = self.view(space)?;
         let mut targets: BTreeMap<DeviceId, String> = BTreeMap::new();
         for e in edits {
