@@ -296,3 +296,21 @@ fn list_views_read_while_a_long_merge_holds_the_store() {
     assert_eq!(merging.join().expect("merge"), 8_000);
     assert!(read_during > 0, "the member list was read while the merge ran");
 }
+
+#[test]
+fn a_flood_of_bad_changes_leaves_a_bounded_audit_trail() {
+    let w = world();
+    let doc = DocId::own_public(&w.resident, "2026");
+    let before = w.admin.refusals(&w.space).expect("audit").len();
+    for _ in 0..40 {
+        let junk: Vec<SignedChange> =
+            (0..100u8).map(|i| SignedChange { bytes: vec![i; 40], signature: vec![0; 64] }).collect();
+        let r = w.admin.apply(&w.space, &doc, junk).expect("apply");
+        assert_eq!(r.refused.len(), 100, "every change is refused and reported");
+    }
+    let rows = w.admin.refusals(&w.space).expect("audit").len() - before;
+    // Without the bounds: 4,000 rows. With them: 64 per batch until the
+    // minute's 1,000, then one row per batch.
+    assert!(rows <= 1_000 + 64 + 2 * 40, "{rows} rows for 4,000 refusals");
+    assert!(rows >= 40, "every batch leaves a trace: {rows}");
+}

@@ -45,6 +45,10 @@ pub const MAX_CHANGES: usize = 50_000;
 /// counted in one row.
 pub const REFUSALS_RECORDED: usize = 64;
 
+/// Past this many refusal rows in a space within a minute, a batch's
+/// refusals are only counted, in one row.
+pub const REFUSALS_PER_MINUTE: i64 = 1_000;
+
 /// Fold a document's chunks into a snapshot after this many.
 pub const COMPACT_AFTER: i64 = 64;
 
@@ -1920,8 +1924,9 @@ struct Outcome<'a> {
 }
 
 /// Record refusals: the first [`REFUSALS_RECORDED`] of a batch one by one,
-/// the rest as one summary row, so a flood of bad changes cannot flood the
-/// audit trail.
+/// the rest as one summary row — and only that row once the space has
+/// [`REFUSALS_PER_MINUTE`] refusals in the last minute — so a flood of bad
+/// changes cannot flood the audit trail.
 fn record_refusals(
     conn: &Connection,
     space: &str,
@@ -1931,12 +1936,19 @@ fn record_refusals(
     let mut stmt = conn.prepare_cached(
         "INSERT INTO refusals (space_id, doc_id, hash, actor, reason, at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
     )?;
+    if refused.is_empty() {
+        return Ok(());
+    }
     let now = now_ms();
-    for (h, r) in refused.iter().take(REFUSALS_RECORDED) {
+    let recent: i64 = conn
+        .prepare_cached("SELECT count(*) FROM refusals WHERE space_id = ?1 AND at > ?2")?
+        .query_row(params![space, now - 60_000], |r| r.get(0))?;
+    let one_by_one = if recent >= REFUSALS_PER_MINUTE { 0 } else { REFUSALS_RECORDED };
+    for (h, r) in refused.iter().take(one_by_one) {
         stmt.execute(params![space, doc_id.to_string(), h.map(|h| h.0.to_vec()), r.to_string(), now])?;
     }
-    if refused.len() > REFUSALS_RECORDED {
-        let more = format!("{} more changes of this batch were refused", refused.len() - REFUSALS_RECORDED);
+    if refused.len() > one_by_one {
+        let more = format!("{} more changes of this batch were refused", refused.len() - one_by_one);
         stmt.execute(params![space, doc_id.to_string(), None::<Vec<u8>>, more, now])?;
     }
     Ok(())

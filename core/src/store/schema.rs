@@ -75,6 +75,8 @@
 //!      its own device's changes when it opens; a version-1 row is never
 //!      served to a peer, and is upgraded when a peer offers the same change
 //!      with a valid version-2 signature.
+//! 10. `refusals_by_time`: refusals of the last minute are counted per space,
+//!     so a flood of bad changes leaves a bounded audit trail.
 
 use rusqlite::Connection;
 
@@ -362,6 +364,8 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE INDEX held_by_actor ON held (space_id, actor);",
     // 9: change signatures bind the space and the document (version 2)
     "ALTER TABLE changes ADD COLUMN sig_version INTEGER NOT NULL DEFAULT 1;",
+    // 10: the audit trail of refusals is rate-limited per space
+    "CREATE INDEX refusals_by_time ON refusals (space_id, at);",
 ];
 
 /// Bring the schema up to `target` migrations (normally all of them).
