@@ -46,6 +46,26 @@ fn still_serving(w: &World, doc: &DocId) {
     assert_eq!(r.accepted.len(), 1, "an honest change still merges: {r:?}");
 }
 
+/// `n` successive changes of `key`'s actor in a fresh document (each puts one
+/// key), signed for `doc`, newest first: a dependency chain in reverse.
+fn reversed_chain(w: &World, doc: &DocId, n: usize) -> Vec<SignedChange> {
+    let mut d = automerge::Automerge::new();
+    d.set_actor(w.key.actor());
+    let mut chain = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut tx = d.transaction();
+        tx.put(ROOT, format!("k{i}"), i as i64).expect("put");
+        tx.commit();
+        let c = d.get_last_local_change().expect("change");
+        chain.push(SignedChange {
+            bytes: c.raw_bytes().to_vec(),
+            signature: w.key.sign_change(&w.space, doc, &c.hash()).to_vec(),
+        });
+    }
+    chain.reverse();
+    chain
+}
+
 fn rand_tag() -> String {
     hex::encode(DeviceKey::generate().expect("key").id().0)[..8].to_string()
 }
@@ -169,21 +189,8 @@ fn a_dependency_chain_sent_in_reverse_merges_whole() {
     let doc = DocId::own_public(&w.resident, "2026");
     let author = phone();
     common::push(&w.admin, &author, &w.space);
-    // Build a chain of 3,000 changes by the adversary's key in a scratch document.
-    let mut d = automerge::Automerge::new();
-    d.set_actor(w.key.actor());
-    let mut chain = Vec::new();
-    for i in 0..3_000 {
-        let mut tx = d.transaction();
-        tx.put(ROOT, format!("k{i}"), i).expect("put");
-        tx.commit();
-        let c = d.get_last_local_change().expect("change");
-        chain.push(SignedChange {
-            bytes: c.raw_bytes().to_vec(),
-            signature: w.key.sign_change(&w.space, &doc, &c.hash()).to_vec(),
-        });
-    }
-    chain.reverse();
+    // A chain of 3,000 changes by the adversary's key, newest first.
+    let chain = reversed_chain(&w, &doc, 3_000);
     let r = w.admin.apply(&w.space, &doc, chain).expect("apply");
     assert_eq!(r.accepted.len(), 3_000, "refused: {:?}", r.refused.first());
     assert_eq!(all_changes(&w.admin, &w.space, &doc).len(), 3_000);
@@ -259,20 +266,7 @@ fn a_ballot_or_result_copied_into_another_items_document_is_refused() {
 fn list_views_read_while_a_long_merge_holds_the_store() {
     let w = std::sync::Arc::new(world());
     let doc = DocId::own_public(&w.resident, "2026");
-    let mut d = automerge::Automerge::new();
-    d.set_actor(w.key.actor());
-    let mut chain = Vec::new();
-    for i in 0..8_000 {
-        let mut tx = d.transaction();
-        tx.put(ROOT, format!("k{i}"), i).expect("put");
-        tx.commit();
-        let c = d.get_last_local_change().expect("change");
-        chain.push(SignedChange {
-            bytes: c.raw_bytes().to_vec(),
-            signature: w.key.sign_change(&w.space, &doc, &c.hash()).to_vec(),
-        });
-    }
-    chain.reverse();
+    let chain = reversed_chain(&w, &doc, 8_000);
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let started = std::sync::Arc::new(std::sync::Barrier::new(2));
     let merging = {

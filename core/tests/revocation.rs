@@ -120,6 +120,29 @@ fn honest_changes_the_revoker_had_seen_keep_counting() {
     assert_eq!(state(&late, &space), state(&early, &space));
 }
 
+/// A ballot for `resident` in `vote` by `device`, choosing option 1, dated a
+/// minute from now (so it would be the one that counts), built on what
+/// `base` holds of the ballot document.
+fn forged_ballot(
+    base: &Store,
+    space: &str,
+    resident: &str,
+    vote: &str,
+    device: &DeviceKey,
+) -> linli_core::doc::SignedChange {
+    let ballot_doc = DocId::own_private(resident, vote);
+    let at = linli_core::store::now_ms() + 60_000;
+    common::craft(base, space, &ballot_doc, device, device, |tx| {
+        use automerge::transaction::Transactable;
+        let b =
+            tx.put_object(automerge::ROOT, format!("b/{at:013}/ffffffffffffffff"), automerge::ObjType::Map).expect("b");
+        tx.put(&b, "for", resident).expect("for");
+        tx.put(&b, "mode", "own").expect("mode");
+        tx.put(&b, "choice", "[1]").expect("choice");
+        tx.put(&b, "at", at).expect("at");
+    })
+}
+
 fn vote_spec() -> VoteSpec {
     VoteSpec {
         title: "加装电梯".into(),
@@ -154,16 +177,7 @@ fn a_revoked_tablet_cannot_vote_for_its_member() {
     // ballot (so it would be the one that counts), in a change whose clock
     // says it was made long before the revocation.
     let ballot_doc = DocId::own_private(&resident, &vote);
-    let at = linli_core::store::now_ms() + 60_000;
-    let forged = common::craft(&coord, &space, &ballot_doc, &tablet, &tablet, |tx| {
-        use automerge::transaction::Transactable;
-        let b =
-            tx.put_object(automerge::ROOT, format!("b/{at:013}/ffffffffffffffff"), automerge::ObjType::Map).expect("b");
-        tx.put(&b, "for", resident.as_str()).expect("for");
-        tx.put(&b, "mode", "own").expect("mode");
-        tx.put(&b, "choice", "[1]").expect("choice");
-        tx.put(&b, "at", at).expect("at");
-    });
+    let forged = forged_ballot(&coord, &space, &resident, &vote, &tablet);
     let backdated = common::forge(&forged, &space, &ballot_doc, &tablet, |e| e.time = 1_000);
     poll::cast(&resident_phone, &space, &vote, &[0]).expect("cast");
     // A neighbour relays the tablet's ballot; replicas hear of things in either order.
@@ -205,16 +219,7 @@ fn a_ballot_merged_before_its_devices_revocation_arrives_is_removed() {
         .edit_space(&space, &[SpaceEdit::RevokeDevice { member: resident.clone(), device: tablet.id() }])
         .expect("revoke");
     let ballot_doc = DocId::own_private(&resident, &vote);
-    let at = linli_core::store::now_ms() + 60_000;
-    let forged = common::craft(&server, &space, &ballot_doc, &tablet, &tablet, |tx| {
-        use automerge::transaction::Transactable;
-        let b =
-            tx.put_object(automerge::ROOT, format!("b/{at:013}/ffffffffffffffff"), automerge::ObjType::Map).expect("b");
-        tx.put(&b, "for", resident.as_str()).expect("for");
-        tx.put(&b, "mode", "own").expect("mode");
-        tx.put(&b, "choice", "[1]").expect("choice");
-        tx.put(&b, "at", at).expect("at");
-    });
+    let forged = forged_ballot(&server, &space, &resident, &vote, &tablet);
     // The server merges the tablet's ballot: it knows of no revocation yet.
     assert_eq!(server.apply(&space, &ballot_doc, vec![forged]).expect("apply").accepted.len(), 1);
     let t = poll::results(&server, &space, &vote).expect("results").expect("tally");
