@@ -64,6 +64,17 @@ pub enum Readers {
     MemberAndCoordinators(String),
 }
 
+impl Readers {
+    /// Whether `member` (a member of the space; `privileged` when they
+    /// coordinate or administer it) is among these readers.
+    pub fn admit(&self, member: &str, privileged: bool) -> bool {
+        match self {
+            Readers::AllMembers => true,
+            Readers::MemberAndCoordinators(m) => m == member || privileged,
+        }
+    }
+}
+
 impl DocId {
     pub fn own_public(member: &str, part: &str) -> Self {
         DocId::Own { member: member.into(), visibility: Visibility::Public, part: part.into() }

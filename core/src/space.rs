@@ -438,12 +438,13 @@ impl SpaceView {
 
     /// Whether `member` may read `doc` (its kind's reader set).
     pub fn may_read(&self, member: &str, doc: &crate::doc::DocId) -> bool {
-        match doc.readers() {
-            crate::doc::Readers::AllMembers => self.members.contains_key(member),
-            crate::doc::Readers::MemberAndCoordinators(m) => {
-                m == member || self.members.get(member).is_some_and(Member::is_privileged)
-            }
-        }
+        self.members.get(member).is_some_and(|m| doc.readers().admit(member, m.is_privileged()))
+    }
+
+    /// Whether `device` belongs to a coordinator or an admin (a meeting hub
+    /// must).
+    pub fn is_coordinator_device(&self, device: &DeviceId) -> bool {
+        self.member_of(device).is_some_and(|(_, m)| m.is_privileged())
     }
 
     /// Units whose owner link a coordinator has verified, with their owners.

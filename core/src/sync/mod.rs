@@ -235,14 +235,11 @@ pub fn serve_sync(
     let start = if req.epoch == store.epoch() && req.cursor <= max { req.cursor } else { 0 };
     let accepted = results.iter().map(|r| r.accepted).sum();
     let refused = results.iter().map(|r| r.refused.len() as u64).sum();
-    // What the member may read: every document but others' private ones,
-    // unless they coordinate (the register's reader rule, without copying it).
+    // What the member may read (the register's reader rule, without holding
+    // the register while the feed is read).
     let privileged =
         store.with_view(&space, |v| v.members.get(&member).is_some_and(crate::space::Member::is_privileged))?;
-    let readable = |d: &DocId| match d.readers() {
-        crate::doc::Readers::AllMembers => true,
-        crate::doc::Readers::MemberAndCoordinators(m) => m == member || privileged,
-    };
+    let readable = |d: &DocId| d.readers().admit(&member, privileged);
     // A first sync gets whole documents (far smaller than their changes one
     // by one); everything up to `max` is in them.
     if start == 0
@@ -315,12 +312,11 @@ pub fn serve_join(store: &Store, header: Option<&str>, body: &[u8], now: i64) ->
     if !store.holds_space(&space)? {
         return Err(ServeError::Forbidden("unknown, used or expired invite".into()));
     }
-    let open = store.with_view(&space, |v| {
-        v.invites.values().any(|i| i.key == authed.device && i.redeemed_by.is_none() && now <= i.expires_at)
+    let (open, used) = store.with_view(&space, |v| {
+        let mine = || v.invites.values().filter(|i| i.key == authed.device);
+        (mine().any(|i| i.redeemed_by.is_none() && now <= i.expires_at), mine().any(|i| i.redeemed_by.is_some()))
     })?;
     if !open {
-        let used = store
-            .with_view(&space, |v| v.invites.values().any(|i| i.key == authed.device && i.redeemed_by.is_some()))?;
         let why = if used { "this invite was already used" } else { "unknown, used or expired invite" };
         return Err(ServeError::Forbidden(why.into()));
     }
@@ -521,7 +517,7 @@ pub fn sync(
     let to = transport.peer().map_err(SyncError::Unreachable)?;
     if transport.is_hub() {
         // A phone hands its changes only to a coordinator's phone.
-        let coordinator = store.with_view(space, |v| v.member_of(&to).is_some_and(|(_, m)| m.is_privileged()))?;
+        let coordinator = store.with_view(space, |v| v.is_coordinator_device(&to))?;
         if !coordinator {
             return Err(SyncError::NotACoordinator);
         }
@@ -602,7 +598,7 @@ pub fn join(
     let resp = exchange(&sign, transport, JOIN_PATH, &body, opts, &mut report)?;
     let changes = resp.batches.into_iter().filter(|b| b.doc == DocId::Space).flat_map(|b| b.changes).collect();
     let joined = store.join(code, my_name, changes)?;
-    if transport.is_hub() && !store.with_view(&space, |v| v.member_of(&to).is_some_and(|(_, m)| m.is_privileged()))? {
+    if transport.is_hub() && !store.with_view(&space, |v| v.is_coordinator_device(&to))? {
         return Err(SyncError::NotACoordinator);
     }
     // Hand the redemption to the peer, signed by the invite key; only then
