@@ -58,6 +58,10 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("random source: {0}")]
     Random(String),
+    /// A merge ran past the time limit of its request ([`crate::store::within`]);
+    /// nothing was written.
+    #[error("the request took too long and was stopped; nothing was written")]
+    Overdue,
     #[error("internal: {0}")]
     Internal(String),
 }

@@ -296,15 +296,23 @@ fn a_flood_of_bad_changes_leaves_a_bounded_audit_trail() {
     let w = world();
     let doc = DocId::own_public(&w.resident, "2026");
     let before = w.admin.refusals(&w.space).expect("audit").len();
+    let flooder = linli_core::identity::DeviceKey::generate().expect("key").id();
+    let junk = |n: u8| -> Vec<SignedChange> {
+        (0..n).map(|i| SignedChange { bytes: vec![i; 40], signature: vec![0; 64] }).collect()
+    };
     for _ in 0..40 {
-        let junk: Vec<SignedChange> =
-            (0..100u8).map(|i| SignedChange { bytes: vec![i; 40], signature: vec![0; 64] }).collect();
-        let r = w.admin.apply(&w.space, &doc, junk).expect("apply");
+        let r = w.admin.apply_from(&w.space, &doc, junk(100), &flooder).expect("apply");
         assert_eq!(r.refused.len(), 100, "every change is refused and reported");
     }
     let rows = w.admin.refusals(&w.space).expect("audit").len() - before;
-    // Without the bounds: 4,000 rows. With them: 64 per batch until the
-    // minute's 1,000, then one row per batch.
-    assert!(rows <= 1_000 + 64 + 2 * 40, "{rows} rows for 4,000 refusals");
-    assert!(rows >= 40, "every batch leaves a trace: {rows}");
+    // Without the bounds: 4,000 rows. With them: 64 and a count per batch
+    // until the sender's 200 of the minute, then nothing.
+    assert!(rows <= (linli_core::store::REFUSALS_PER_DEVICE_MINUTE as usize) + 65, "{rows} rows for 4,000 refusals");
+    assert!(rows >= 65, "the first batches are on record: {rows}");
+    // Another sender's refusals are still recorded, one by one.
+    let other = linli_core::identity::DeviceKey::generate().expect("key").id();
+    let r = w.admin.apply_from(&w.space, &doc, junk(3), &other).expect("apply");
+    assert_eq!(r.refused.len(), 3);
+    let after = w.admin.refusals(&w.space).expect("audit").len() - before;
+    assert_eq!(after, rows + 3, "the flood did not crowd out another device's refusals");
 }

@@ -1,8 +1,8 @@
 //! `linli-server`: the always-on peer of a community's phones.
 //!
-//! It keeps every document of the spaces it hosts in one SQLite file under
-//! the data directory, using the same [`linli_core::store::Store`] (and so the
-//! same checks before merge) as a phone. This crate is a thin edge: it parses
+//! It keeps each space it hosts in a SQLite file of its own under the data
+//! directory ([`spaces`]), using the same [`linli_core::store::Store`] (and
+//! so the same checks before merge) as a phone. This crate is a thin edge: it parses
 //! configuration, owns the HTTP listener, and delegates to the core.
 //!
 //! Routes:
@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -29,13 +30,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use linli_core::identity::DeviceId;
-use linli_core::store::{Store, now_ms};
-use linli_core::sync::{self, Creators, ServeError, Served};
+use linli_core::store::now_ms;
+use linli_core::sync::{self, Creators, ServeError};
 use serde_json::json;
+
+pub mod spaces;
+pub use spaces::{Route, STORE_FILE, Spaces};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
 pub const DEFAULT_DATA_DIR: &str = "./linli-data";
-pub const STORE_FILE: &str = "linli-server.db";
 
 /// Where to listen, where to keep data, and who may create spaces here.
 /// Flags beat environment variables, which beat the defaults.
@@ -46,13 +49,20 @@ pub struct Config {
     /// The operator's decision on who may create a space on this server:
     /// nobody unless keys are listed or the server is opened to anyone.
     pub creators: Creators,
+    /// How long one request's merge may run before it is stopped, writing
+    /// nothing (503).
+    pub request_limit: Duration,
 }
+
+/// The default [`Config::request_limit`]: the largest request allowed
+/// (50,000 changes) merges in a few seconds.
+pub const DEFAULT_REQUEST_LIMIT: Duration = Duration::from_secs(20);
 
 impl Config {
     /// A server on `listen` keeping its data in `data_dir`, where nobody may
     /// create a space.
     pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Config {
-        Config { listen, data_dir: data_dir.into(), creators: Creators::Nobody }
+        Config { listen, data_dir: data_dir.into(), creators: Creators::Nobody, request_limit: DEFAULT_REQUEST_LIMIT }
     }
 }
 
@@ -62,7 +72,10 @@ pub const USAGE: &str = "usage: linli-server [--listen ADDR] [--data-dir DIR] [-
   --creator DEVICE   a device id (64 hex) that may create spaces here; repeat for more
                      (env LINLI_CREATORS, comma-separated). Without one, nobody may.
   --open-spaces      let any device create spaces (env LINLI_OPEN_SPACES=1): for a test
-                     or a private network, not for a server on the internet";
+                     or a private network, not for a server on the internet
+  --request-limit-ms N
+                     stop a request's merge after N ms, writing nothing (503)
+                     (env LINLI_REQUEST_LIMIT_MS, default 20000)";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ConfigError {
@@ -80,6 +93,7 @@ impl Config {
             .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
             .unwrap_or_default();
         let mut open = env("LINLI_OPEN_SPACES").is_some_and(|v| v == "1" || v == "true");
+        let mut limit = env("LINLI_REQUEST_LIMIT_MS");
         let mut it = args.iter();
         while let Some(a) = it.next() {
             let (flag, inline) = match a.split_once('=') {
@@ -97,6 +111,7 @@ impl Config {
                 "--data-dir" => data_dir = value()?,
                 "--creator" => creators.push(value()?),
                 "--open-spaces" => open = true,
+                "--request-limit-ms" => limit = Some(value()?),
                 "-h" | "--help" => return Err(ConfigError::Help),
                 other => return Err(ConfigError::Bad(format!("unknown argument {other}"))),
             }
@@ -116,7 +131,16 @@ impl Config {
                 .collect::<Result<_, _>>()?;
             Creators::Devices(keys)
         };
-        Ok(Config { listen, data_dir: PathBuf::from(data_dir), creators })
+        let request_limit = match limit {
+            None => DEFAULT_REQUEST_LIMIT,
+            Some(ms) => ms
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| ConfigError::Bad(format!("--request-limit-ms: not a positive number: {ms}")))?,
+        };
+        Ok(Config { listen, data_dir: PathBuf::from(data_dir), creators, request_limit })
     }
 }
 
@@ -165,14 +189,25 @@ impl Metrics {
 
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub store: Arc<Store>,
+    pub spaces: Arc<Spaces>,
     pub metrics: Arc<Metrics>,
     pub creators: Arc<Creators>,
+    pub request_limit: Duration,
 }
 
 impl AppState {
-    pub fn new(store: Arc<Store>, creators: Creators) -> Self {
-        AppState { store, metrics: Arc::new(Metrics::default()), creators: Arc::new(creators) }
+    pub fn new(spaces: Arc<Spaces>, creators: Creators) -> Self {
+        AppState {
+            spaces,
+            metrics: Arc::new(Metrics::default()),
+            creators: Arc::new(creators),
+            request_limit: DEFAULT_REQUEST_LIMIT,
+        }
+    }
+
+    /// The state `config` asks for, over `spaces`.
+    pub fn from_config(spaces: Arc<Spaces>, config: &Config) -> Self {
+        AppState { request_limit: config.request_limit, ..AppState::new(spaces, config.creators.clone()) }
     }
 }
 
@@ -193,26 +228,29 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Who this server is: the device id requests must be signed for.
 async fn peer_route(State(state): State<AppState>) -> String {
-    state.store.device_id().to_hex()
+    state.spaces.device_id().to_hex()
 }
 
 async fn sync_route(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(state, headers, body, "sync", sync::serve_sync).await
+    handle(state, headers, body, Route::Sync).await
 }
 
 async fn join_route(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(state, headers, body, "join", |store, _, header, body, now| sync::serve_join(store, header, body, now)).await
+    handle(state, headers, body, Route::Join).await
 }
 
-type Handler = fn(&Store, &Creators, Option<&str>, &[u8], i64) -> Result<Served, ServeError>;
-
 /// Run a core handler off the async threads and turn its outcome into HTTP.
-async fn handle(state: AppState, headers: HeaderMap, body: Bytes, route: &'static str, serve: Handler) -> Response {
+async fn handle(state: AppState, headers: HeaderMap, body: Bytes, which: Route) -> Response {
     let auth = headers.get(sync::auth::HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let store = state.store.clone();
+    let spaces = state.spaces.clone();
     let creators = state.creators.clone();
     let len = body.len() as u64;
-    let outcome = tokio::task::spawn_blocking(move || serve(&store, &creators, auth.as_deref(), &body, now_ms())).await;
+    let route = if which == Route::Sync { "sync" } else { "join" };
+    let limit = state.request_limit;
+    let outcome = tokio::task::spawn_blocking(move || {
+        linli_core::store::within(limit, || spaces.serve(which, &creators, auth.as_deref(), &body, now_ms()))
+    })
+    .await;
     let m = &state.metrics;
     m.bytes_in.fetch_add(len, Ordering::Relaxed);
     let result = outcome.unwrap_or_else(|_| Err(ServeError::Internal("handler panicked".into())));
@@ -243,8 +281,8 @@ async fn handle(state: AppState, headers: HeaderMap, body: Bytes, route: &'stati
 }
 
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
-    let store = state.store.clone();
-    let check = tokio::task::spawn_blocking(move || store.spaces().map(|s| s.len())).await;
+    let spaces = state.spaces.clone();
+    let check = tokio::task::spawn_blocking(move || spaces.count()).await;
     match check {
         Ok(Ok(spaces)) => {
             (StatusCode::OK, Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "spaces": spaces })))
@@ -253,14 +291,11 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
     }
 }
 
-/// Open the store under the data directory. The server acknowledges other
+/// Open the spaces under the data directory. The server acknowledges other
 /// devices' changes, so every commit reaches the disk before it replies
 /// (`synchronous=FULL`).
-pub fn open_store(config: &Config) -> Result<Store, String> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("cannot create the data directory: {e}"))?;
-    let store = Store::open(config.data_dir.join(STORE_FILE)).map_err(|e| format!("cannot open the store: {e}"))?;
-    store.set_durable().map_err(|e| format!("cannot make the store durable: {e}"))?;
-    Ok(store)
+pub fn open_spaces(config: &Config) -> Result<Spaces, String> {
+    Spaces::open(&config.data_dir)
 }
 
 /// Bind, log the bound address, and serve until `shutdown` resolves.
@@ -268,7 +303,7 @@ pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let store = Arc::new(open_store(&config)?);
+    let spaces = Arc::new(open_spaces(&config)?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -279,7 +314,7 @@ pub async fn serve(
         Creators::Devices(d) => format!("{} devices", d.len()),
     };
     log("info", "listening", json!({ "addr": addr.to_string(), "space_creators": creators }));
-    axum::serve(listener, router(AppState::new(store, config.creators.clone())))
+    axum::serve(listener, router(AppState::from_config(spaces, &config)))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| e.to_string())?;
@@ -321,6 +356,9 @@ mod tests {
         let c =
             Config::from_args(&[], |k: &str| (k == "LINLI_CREATORS").then(|| format!("{key}, {key}"))).expect("env");
         assert!(matches!(&c.creators, Creators::Devices(d) if d.len() == 1));
+        assert_eq!(Config::from_args(&[], none).expect("default").request_limit, DEFAULT_REQUEST_LIMIT);
+        let c = Config::from_args(&args(&["--request-limit-ms", "250"]), none).expect("limit");
+        assert_eq!(c.request_limit, Duration::from_millis(250));
     }
 
     #[test]
@@ -335,6 +373,9 @@ mod tests {
         );
         assert!(
             matches!(Config::from_args(&args(&["--frobnicate"]), none), Err(ConfigError::Bad(m)) if m.contains("unknown"))
+        );
+        assert!(
+            matches!(Config::from_args(&args(&["--request-limit-ms", "0"]), none), Err(ConfigError::Bad(m)) if m.contains("positive"))
         );
         assert!(
             matches!(Config::from_args(&args(&["--creator", "zz"]), none), Err(ConfigError::Bad(m)) if m.contains("device id"))

@@ -257,14 +257,14 @@ fn main() {
                 creators: linli_core::sync::Creators::Anyone,
                 ..linli_server::Config::new(([127, 0, 0, 1], 0).into(), args[2].clone())
             };
-            let store = Arc::new(linli_server::open_store(&config).expect("store"));
+            let spaces = Arc::new(linli_server::open_spaces(&config).expect("store"));
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind");
                 println!("http://{}", listener.local_addr().expect("addr"));
                 axum::serve(
                     listener,
-                    linli_server::router(linli_server::AppState::new(store, config.creators.clone())),
+                    linli_server::router(linli_server::AppState::new(spaces, config.creators.clone())),
                 )
                 .await
                 .expect("serve");

@@ -35,7 +35,7 @@ pub fn phone() -> Phone {
 #[derive(Debug)]
 pub struct TestServer {
     pub base: String,
-    pub store: Arc<Store>,
+    pub spaces: Arc<linli_server::Spaces>,
     data_dir: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -47,10 +47,10 @@ impl TestServer {
             creators: linli_core::sync::Creators::Anyone,
             ..linli_server::Config::new(([127, 0, 0, 1], 0).into(), data_dir)
         };
-        let store = Arc::new(linli_server::open_store(&config).expect("server store"));
+        let spaces = Arc::new(linli_server::open_spaces(&config).expect("server store"));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let app = linli_server::router(linli_server::AppState::new(store.clone(), config.creators.clone()));
+        let app = linli_server::router(linli_server::AppState::new(spaces.clone(), config.creators.clone()));
         let thread = std::thread::spawn(move || {
             let rt =
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -68,11 +68,21 @@ impl TestServer {
         let addr = addr_rx.recv().expect("server address");
         TestServer {
             base: format!("http://{addr}"),
-            store,
+            spaces,
             data_dir: data_dir.to_path_buf(),
             stop: Some(stop_tx),
             thread: Some(thread),
         }
+    }
+
+    /// The server's store of `space` (each space has a file of its own).
+    pub fn store(&self, space: &str) -> Arc<Store> {
+        self.spaces.get(space).expect("the server's spaces").expect("the server holds this space")
+    }
+
+    /// Who the server is: the device id requests are signed for.
+    pub fn device_id(&self) -> linli_core::identity::DeviceId {
+        self.spaces.device_id()
     }
 
     /// Stop and start again on the same data directory (a new port).

@@ -148,8 +148,8 @@ fn fifty_devices_with_faults_and_a_restart_end_identical() {
             sync_with(p, &space, "server", &to_server);
         }
     }
-    let view = server.store.view(&space).expect("view");
-    assert_eq!(server.store.integrity_check().expect("check"), "ok");
+    let view = server.store(&space).view(&space).expect("view");
+    assert_eq!(server.store(&space).integrity_check().expect("check"), "ok");
     for (i, (p, member)) in phones.iter().enumerate() {
         let mine = p.view(&space).expect("view");
         assert!(
@@ -162,8 +162,8 @@ fn fifty_devices_with_faults_and_a_restart_end_identical() {
             mine.created_at,
             view.created_at
         );
-        for doc in server.store.doc_ids(&space).expect("docs") {
-            let want = server.store.heads(&space, &doc).expect("heads");
+        for doc in server.store(&space).doc_ids(&space).expect("docs") {
+            let want = server.store(&space).heads(&space, &doc).expect("heads");
             let have = p.heads(&space, &doc).expect("heads");
             if view.may_read(member, &doc) {
                 assert_eq!(have, want, "device {i}: {doc}");
@@ -177,8 +177,10 @@ fn fifty_devices_with_faults_and_a_restart_end_identical() {
     let mut total = 0;
     for writes in written.values() {
         for (doc, key) in writes {
-            let present =
-                server.store.read(&space, doc, |d| d.get(ROOT, key.as_str()).ok().flatten().is_some()).expect("read");
+            let present = server
+                .store(&space)
+                .read(&space, doc, |d| d.get(ROOT, key.as_str()).ok().flatten().is_some())
+                .expect("read");
             assert!(present, "{doc} {key} was lost");
             total += 1;
         }

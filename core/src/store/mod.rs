@@ -20,10 +20,12 @@
 mod project;
 pub mod schema;
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{Automerge, Change, ChangeHash, ObjType, ROOT, ReadDoc};
@@ -45,9 +47,11 @@ pub const MAX_CHANGES: usize = 50_000;
 /// counted in one row.
 pub const REFUSALS_RECORDED: usize = 64;
 
-/// Past this many refusal rows in a space within a minute, a batch's
-/// refusals are only counted, in one row.
-pub const REFUSALS_PER_MINUTE: i64 = 1_000;
+/// Past this many refusal rows for one sending device within a minute,
+/// its refusals are only reported to it, not recorded: one member's flood
+/// cannot thin out another's audit trail, and each sender leaves at most
+/// this many rows (plus one batch's) a minute.
+pub const REFUSALS_PER_DEVICE_MINUTE: i64 = 200;
 
 /// Fold a document's chunks into a snapshot after this many.
 pub const COMPACT_AFTER: i64 = 64;
@@ -179,6 +183,9 @@ struct Inner {
     /// Some stored signatures are version 1 (from before the upgrade), so
     /// a duplicate offered with a version-2 signature is worth keeping.
     legacy_signatures: bool,
+    /// The device whose request is being merged ([`Store::apply_from`]):
+    /// refusals are recorded, and capped, under it.
+    sender: Option<DeviceId>,
 }
 
 pub struct Store {
@@ -196,6 +203,29 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Store({:?})", self.device)
     }
+}
+
+thread_local! {
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Run `f` with a time limit on the merges it makes on this thread: a merge
+/// still judging changes past `limit` stops before it writes anything and
+/// fails with [`Error::Overdue`]. A serving peer gives each request one, so a
+/// request that is slow to merge cannot hold a space's store for long.
+pub fn within<T>(limit: Duration, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEADLINE.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(DEADLINE.with(|d| d.replace(Instant::now().checked_add(limit))));
+    f()
+}
+
+fn overdue() -> bool {
+    DEADLINE.with(|d| d.get()).is_some_and(|t| Instant::now() > t)
 }
 
 /// Keep at most this many documents loaded; the least recently used goes first.
@@ -241,7 +271,18 @@ impl Store {
     /// Open (or create) a store in the SQLite file at `path`. The device key is
     /// made on first open and never leaves the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
-        let path = path.as_ref();
+        Store::open_with(path.as_ref(), None)
+    }
+
+    /// Open (or create) another store file that speaks as this one: a
+    /// server keeps each space in a file of its own, all under one identity.
+    /// A file made by another device is refused.
+    pub fn open_sibling(&self, path: impl AsRef<Path>) -> Result<Store> {
+        let key = DeviceKey::from_seed(self.lock()?.key.seed());
+        Store::open_with(path.as_ref(), Some(&key))
+    }
+
+    fn open_with(path: &Path, identity: Option<&DeviceKey>) -> Result<Store> {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -257,7 +298,10 @@ impl Store {
                 <[u8; 32]>::try_from(s.as_slice()).map_err(|_| Error::Internal("device key is damaged".into()))?,
             ),
             None => {
-                let k = DeviceKey::generate()?;
+                let k = match identity {
+                    Some(k) => DeviceKey::from_seed(k.seed()),
+                    None => DeviceKey::generate()?,
+                };
                 conn.execute("INSERT INTO meta (key, value) VALUES ('device_seed', ?1)", [k.seed().to_vec()])?;
                 k
             }
@@ -273,6 +317,9 @@ impl Store {
             }
         };
         let device = key.id();
+        if identity.is_some_and(|k| k.id() != device) {
+            return Err(Error::Internal("this file belongs to another device".into()));
+        }
         let legacy_signatures = resign_own(&mut conn, &key)?;
         let reader = Connection::open_with_flags(
             path,
@@ -281,7 +328,14 @@ impl Store {
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         reader.set_prepared_statement_cache_capacity(256);
         Ok(Store {
-            inner: Mutex::new(Inner { conn, key, docs: DocCache::default(), views: HashMap::new(), legacy_signatures }),
+            inner: Mutex::new(Inner {
+                conn,
+                key,
+                docs: DocCache::default(),
+                views: HashMap::new(),
+                legacy_signatures,
+                sender: None,
+            }),
             reader: Mutex::new(reader),
             listeners: Mutex::new(Vec::new()),
             device,
@@ -705,6 +759,29 @@ impl Store {
     /// Merge changes from a peer. Each is checked before it is merged; the
     /// report says what was accepted, refused (and why), or held back.
     pub fn apply(&self, space: &str, doc_id: &DocId, changes: Vec<SignedChange>) -> Result<ApplyReport> {
+        self.apply_sent(space, doc_id, changes, None)
+    }
+
+    /// [`Store::apply`] for changes `sender` sent in a request: what is
+    /// refused is recorded under it, within its own cap
+    /// ([`REFUSALS_PER_DEVICE_MINUTE`]).
+    pub fn apply_from(
+        &self,
+        space: &str,
+        doc_id: &DocId,
+        changes: Vec<SignedChange>,
+        sender: &DeviceId,
+    ) -> Result<ApplyReport> {
+        self.apply_sent(space, doc_id, changes, Some(*sender))
+    }
+
+    fn apply_sent(
+        &self,
+        space: &str,
+        doc_id: &DocId,
+        changes: Vec<SignedChange>,
+        sender: Option<DeviceId>,
+    ) -> Result<ApplyReport> {
         if changes.len() > MAX_CHANGES {
             return Err(Error::Invalid(format!("more than {MAX_CHANGES} changes in one batch")));
         }
@@ -718,8 +795,11 @@ impl Store {
         }
         let offered: Vec<ChangeHash> = parsed.iter().map(|(c, _)| c.hash()).collect();
         let mut inner = self.lock()?;
-        let mut report = merge_guarded(&mut inner, space, doc_id, parsed, malformed, false)?;
+        inner.sender = sender;
+        let merged = merge_guarded(&mut inner, space, doc_id, parsed, malformed, false);
+        inner.sender = None;
         drop(inner);
+        let mut report = merged?;
         report.offered = offered;
         if !report.accepted.is_empty() {
             self.notify(space, doc_id);
@@ -887,7 +967,7 @@ impl Store {
             Err(e) => {
                 let refused = vec![(None, Refusal::Malformed(e))];
                 let inner = self.lock()?;
-                record_refusals(&inner.conn, space, doc_id, &refused)?;
+                record_refusals(&inner.conn, space, doc_id, &refused, None)?;
                 return Ok(ApplyReport { refused, ..ApplyReport::default() });
             }
         };
@@ -1402,6 +1482,12 @@ fn merge(
     debug_assert!(placed.iter().all(|p| *p), "a causal order of every change");
     let leftover: Vec<usize> = (0..slots.len()).filter(|&i| !placed[i]).collect();
     for i in order.into_iter().chain(leftover) {
+        if overdue() {
+            // Nothing of the batch is written yet: the cached document and
+            // register are dropped, and the request fails whole.
+            evict(inner, space, doc_id);
+            return Err(Error::Overdue);
+        }
         let Some((c, sig)) = slots.get_mut(i).and_then(Option::take) else { continue };
         let h = c.hash();
         if c.deps().iter().any(|d| held_hashes.contains(d)) {
@@ -1820,7 +1906,7 @@ fn rebuild(inner: &mut Inner, space: &str, doc_id: &DocId) -> Result<bool> {
                 unheld.execute(params![space, did, c.hash().0.to_vec()])?;
             }
         }
-        record_refusals(&tx, space, doc_id, &refused)?;
+        record_refusals(&tx, space, doc_id, &refused, None)?;
         project::forget(&tx, space, doc_id, &gone_keys, &receipts)?;
         match doc_id {
             DocId::Space => project::space(&tx, space, &result.view, &Touched::everything(&before_view, &result.view))?,
@@ -1923,33 +2009,38 @@ struct Outcome<'a> {
     held_done: &'a [ChangeHash],
 }
 
-/// Record refusals: the first [`REFUSALS_RECORDED`] of a batch one by one,
-/// the rest as one summary row — and only that row once the space has
-/// [`REFUSALS_PER_MINUTE`] refusals in the last minute — so a flood of bad
-/// changes cannot flood the audit trail.
+/// Record refusals under the device that sent them (`sender`; `None` for
+/// this store's own work): the first [`REFUSALS_RECORDED`] of a batch one by
+/// one, the rest as one summary row — and nothing once that sender has
+/// [`REFUSALS_PER_DEVICE_MINUTE`] rows in the last minute — so a flood of
+/// bad changes cannot flood the audit trail, nor crowd out another sender's.
 fn record_refusals(
     conn: &Connection,
     space: &str,
     doc_id: &DocId,
     refused: &[(Option<ChangeHash>, Refusal)],
+    sender: Option<&[u8]>,
 ) -> Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO refusals (space_id, doc_id, hash, actor, reason, at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
-    )?;
     if refused.is_empty() {
         return Ok(());
     }
     let now = now_ms();
     let recent: i64 = conn
-        .prepare_cached("SELECT count(*) FROM refusals WHERE space_id = ?1 AND at > ?2")?
-        .query_row(params![space, now - 60_000], |r| r.get(0))?;
-    let one_by_one = if recent >= REFUSALS_PER_MINUTE { 0 } else { REFUSALS_RECORDED };
-    for (h, r) in refused.iter().take(one_by_one) {
-        stmt.execute(params![space, doc_id.to_string(), h.map(|h| h.0.to_vec()), r.to_string(), now])?;
+        .prepare_cached("SELECT count(*) FROM refusals WHERE space_id = ?1 AND actor IS ?2 AND at > ?3")?
+        .query_row(params![space, sender, now - 60_000], |r| r.get(0))?;
+    if recent >= REFUSALS_PER_DEVICE_MINUTE {
+        return Ok(());
     }
-    if refused.len() > one_by_one {
-        let more = format!("{} more changes of this batch were refused", refused.len() - one_by_one);
-        stmt.execute(params![space, doc_id.to_string(), None::<Vec<u8>>, more, now])?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO refusals (space_id, doc_id, hash, actor, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let did = doc_id.to_string();
+    for (h, r) in refused.iter().take(REFUSALS_RECORDED) {
+        stmt.execute(params![space, did, h.map(|h| h.0.to_vec()), sender, r.to_string(), now])?;
+    }
+    if refused.len() > REFUSALS_RECORDED {
+        let more = format!("{} more changes of this batch were refused", refused.len() - REFUSALS_RECORDED);
+        stmt.execute(params![space, did, None::<Vec<u8>>, sender, more, now])?;
     }
     Ok(())
 }
@@ -1974,10 +2065,10 @@ fn persist(
     outcome: &Outcome<'_>,
     view: Option<&SpaceView>,
 ) -> Result<Vec<u64>> {
-    let Inner { conn, docs, .. } = inner;
+    let Inner { conn, docs, sender, .. } = inner;
     let did = doc_id.to_string();
     let tx = conn.transaction()?;
-    record_refusals(&tx, space, doc_id, outcome.refused)?;
+    record_refusals(&tx, space, doc_id, outcome.refused, sender.as_ref().map(|d| d.0.as_slice()))?;
     record_flags(&tx, space, outcome.flags)?;
     hold_rows(&tx, space, &did, outcome.held.iter().map(|(c, sig)| (c, sig)))?;
     if !outcome.held_done.is_empty() {

@@ -77,6 +77,8 @@
 //!      with a valid version-2 signature.
 //! 10. `refusals_by_time`: refusals of the last minute are counted per space,
 //!     so a flood of bad changes leaves a bounded audit trail.
+//! 11. `refusals_by_sender`: `refusals.actor` is the device that sent the
+//!     refused change, and the audit trail is capped per sender and minute.
 
 use rusqlite::Connection;
 
@@ -366,6 +368,8 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE changes ADD COLUMN sig_version INTEGER NOT NULL DEFAULT 1;",
     // 10: the audit trail of refusals is rate-limited per space
     "CREATE INDEX refusals_by_time ON refusals (space_id, at);",
+    // 11: refusals are recorded (and capped) per sending device, in `actor`
+    "CREATE INDEX refusals_by_sender ON refusals (space_id, actor, at);",
 ];
 
 /// Bring the schema up to `target` migrations (normally all of them).

@@ -453,8 +453,11 @@ async fn handle(req: Request<Incoming>, shared: &Arc<Shared>, serving: Arc<Atomi
     };
     let mark = Serving::start(serving);
     let store = shared.store.clone();
+    let limit = shared.limits.request_timeout;
     let served = tokio::task::spawn_blocking(move || {
-        let r = route(&store, header.as_deref(), &bytes, now_ms());
+        // The same time limit for the merge as for the body: past it, the
+        // merge stops and writes nothing (503).
+        let r = crate::store::within(limit, || route(&store, header.as_deref(), &bytes, now_ms()));
         drop(permit);
         r
     })

@@ -72,6 +72,10 @@ pub enum ServeError {
     Replay,
     #[error("the request is larger than {MAX_BODY} bytes")]
     TooLarge,
+    /// The request ran past its time limit; nothing was written. Try again
+    /// later, or with fewer changes.
+    #[error("the request took too long; nothing was written")]
+    Overdue,
     #[error("internal error")]
     Internal(String),
 }
@@ -85,6 +89,7 @@ impl ServeError {
             ServeError::NotFound(_) => 404,
             ServeError::Replay => 409,
             ServeError::TooLarge => 413,
+            ServeError::Overdue => 503,
             ServeError::Internal(_) => 500,
         }
     }
@@ -97,6 +102,7 @@ impl ServeError {
             ServeError::NotFound(_) => "not_found",
             ServeError::Replay => "replay",
             ServeError::TooLarge => "too_large",
+            ServeError::Overdue => "overdue",
             ServeError::Internal(_) => "internal",
         }
     }
@@ -113,7 +119,10 @@ impl ServeError {
 
 impl From<Error> for ServeError {
     fn from(e: Error) -> Self {
-        ServeError::Internal(e.to_string())
+        match e {
+            Error::Overdue => ServeError::Overdue,
+            e => ServeError::Internal(e.to_string()),
+        }
     }
 }
 
@@ -156,11 +165,36 @@ fn verify_request(
     body: &[u8],
     now: i64,
 ) -> Result<auth::Authed, ServeError> {
+    authenticate(&store.device_id(), header, path, body, now)
+}
+
+/// Check a request's signature, clock and addressee (`me`) without a store:
+/// a server that keeps each space in a file of its own asks this before it
+/// makes a file for a space it does not hold.
+pub fn authenticate(
+    me: &DeviceId,
+    header: Option<&str>,
+    path: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<auth::Authed, ServeError> {
     if body.len() > MAX_BODY {
         return Err(ServeError::TooLarge);
     }
     let header = header.ok_or_else(|| ServeError::Unauthorized(auth::AuthError::Malformed.to_string()))?;
-    auth::verify(header, path, body, now, &store.device_id()).map_err(|e| ServeError::Unauthorized(e.to_string()))
+    auth::verify(header, path, body, now, me).map_err(|e| ServeError::Unauthorized(e.to_string()))
+}
+
+/// The space a body of `POST /v1/sync` or `/v1/join` is for, read from its
+/// framing alone (nothing of its batches is decoded), as lowercase hex.
+pub fn space_of(body: &[u8]) -> Option<String> {
+    if let Ok(space) = <[u8; 16]>::try_from(body) {
+        return Some(hex::encode(space));
+    }
+    match body.get(..4) {
+        Some(magic) if magic == wire::REQUEST_MAGIC => body.get(4..20).map(hex::encode),
+        _ => None,
+    }
 }
 
 /// Refuse a replayed request (its nonce was seen). Called once the device is
@@ -177,9 +211,10 @@ fn apply_batch(
     store: &Store,
     space: &str,
     batch: DocBatch,
+    sender: &DeviceId,
     skip: &mut HashSet<ChangeHash>,
 ) -> Result<DocResult, ServeError> {
-    let r = store.apply(space, &batch.doc, batch.changes)?;
+    let r = store.apply_from(space, &batch.doc, batch.changes, sender)?;
     skip.extend(r.offered.iter().copied());
     Ok(DocResult {
         doc: batch.doc,
@@ -224,12 +259,12 @@ pub fn serve_sync(
         req.batches.into_iter().partition(|b| b.doc == DocId::Space);
     let mut results = Vec::new();
     for b in space_batches {
-        results.push(apply_batch(store, &space, b, &mut skip)?);
+        results.push(apply_batch(store, &space, b, &authed.device, &mut skip)?);
     }
     // A new space: the creator's genesis must have made it a member.
     let member = standing(store, &space, &authed.device, now)?;
     for b in others {
-        results.push(apply_batch(store, &space, b, &mut skip)?);
+        results.push(apply_batch(store, &space, b, &authed.device, &mut skip)?);
     }
     let max = store.max_arrived(&space)?;
     let start = if req.epoch == store.epoch() && req.cursor <= max { req.cursor } else { 0 };
@@ -342,7 +377,7 @@ pub fn serve_join(store: &Store, header: Option<&str>, body: &[u8], now: i64) ->
     if !actor_is_bearer {
         return Err(ServeError::BadRequest("a redemption is signed by its invite key".into()));
     }
-    let r = store.apply(&space, &DocId::Space, batch.changes)?;
+    let r = store.apply_from(&space, &DocId::Space, batch.changes, &authed.device)?;
     if let Some((_, reason)) = r.refused.first() {
         return Err(ServeError::Forbidden(reason.to_string()));
     }
