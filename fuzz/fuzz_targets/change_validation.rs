@@ -14,6 +14,17 @@ use linli_fuzz::{sign, with_world};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, bytes)) = data.split_first() else { return };
+    // The chunk's checksum is its hash's first four bytes: set it, so that
+    // mutations explore what is inside a change (a wrong checksum is refused
+    // outright; `regressions/changes/accepted-then-unloadable.bin` keeps it).
+    let mut bytes = bytes.to_vec();
+    let hash = std::panic::catch_unwind(|| automerge::Change::try_from(bytes.as_slice()).map(|c| c.hash()));
+    if let Ok(Ok(hash)) = hash
+        && let Some(sum) = bytes.get_mut(4..8)
+    {
+        sum.copy_from_slice(&hash.0[..4]);
+    }
+    let bytes = bytes.as_slice();
     let Ok(change) = parse_change(bytes) else { return };
     with_world(|w| {
         let doc = w.doc(sel & 0x7f).clone();

@@ -1331,6 +1331,17 @@ fn merge_guarded(
     }
 }
 
+/// Whether automerge, asked for the changes since `before`, gives back
+/// exactly `hashes`. It re-derives changes from its operations; a change it
+/// merged but gives back with another hash (the `change_validation` fuzzer
+/// found one that is canonical and correctly summed) leaves a document whose
+/// save does not load again.
+fn rederives(doc: &Automerge, before: &[ChangeHash], hashes: &[ChangeHash]) -> bool {
+    let want: HashSet<&ChangeHash> = hashes.iter().collect();
+    contained(|| doc.get_changes(before))
+        .is_some_and(|got| got.len() == want.len() && got.iter().all(|c| want.contains(&c.hash())))
+}
+
 /// The changes of a batch in an order where every change comes after those
 /// of its deps that are in the batch (Kahn's algorithm, O(n log n)).
 fn causal_order(batch: &[(Change, Vec<u8>)]) -> Vec<usize> {
@@ -1589,6 +1600,7 @@ fn merge(
             accepted.changes.push((c, sig));
             continue;
         }
+        let before = doc.get_heads();
         match contained(|| doc.apply_changes([c.clone()])) {
             None => {
                 // The cached document may be half-changed: drop it (and the
@@ -1598,7 +1610,12 @@ fn merge(
             }
             // An error may leave automerge's state half-changed too: the
             // same as a panic (the change is refused, the document reloaded).
+            // So does a change automerge merged but gives back otherwise.
             Some(Err(_)) => {
+                evict(inner, space, doc_id);
+                return Ok(Attempt::Panicked(h));
+            }
+            Some(Ok(())) if !rederives(doc, &before, &[h]) => {
                 evict(inner, space, doc_id);
                 return Ok(Attempt::Panicked(h));
             }
@@ -1623,7 +1640,8 @@ fn merge(
     if defer && !accepted.changes.is_empty() {
         let doc = load(inner, space, doc_id)?;
         let all: Vec<Change> = accepted.changes.iter().map(|(c, _)| c.clone()).collect();
-        if !matches!(contained(|| doc.apply_changes(all)), Some(Ok(()))) {
+        let before = doc.get_heads();
+        if !matches!(contained(|| doc.apply_changes(all)), Some(Ok(()))) || !rederives(doc, &before, &report.accepted) {
             evict(inner, space, doc_id);
             return Ok(Attempt::Together);
         }
@@ -1755,6 +1773,25 @@ struct Replay {
 }
 
 fn replay(space: &str, doc_id: &DocId, changes: &[(Change, Vec<u8>)], revocations: &SpaceView) -> Result<Replay> {
+    // A change automerge merges but does not give back the same (see
+    // `rederives`) spoils the document it went into: start again without it.
+    let mut spoilers: HashSet<ChangeHash> = HashSet::new();
+    loop {
+        match replay_once(space, doc_id, changes, revocations, &spoilers)? {
+            Ok(r) => return Ok(r),
+            Err(h) if spoilers.insert(h) => {}
+            Err(_) => return Err(Error::Internal("a replay did not settle".into())),
+        }
+    }
+}
+
+fn replay_once(
+    space: &str,
+    doc_id: &DocId,
+    changes: &[(Change, Vec<u8>)],
+    revocations: &SpaceView,
+    spoilers: &HashSet<ChangeHash>,
+) -> Result<std::result::Result<Replay, ChangeHash>> {
     let mut r = Replay { doc: Automerge::new(), view: SpaceView::default(), kept: Vec::new(), dropped: Vec::new() };
     let mut gone: HashSet<ChangeHash> = HashSet::new();
     let mut numbered: HashSet<(Vec<u8>, u64)> = HashSet::new();
@@ -1785,11 +1822,20 @@ fn replay(space: &str, doc_id: &DocId, changes: &[(Change, Vec<u8>)], revocation
         } else {
             trust::check_doc_change(space, doc_id, revocations, c, &[], true).map(|_| ())
         };
+        let verdict = if spoilers.contains(&h) {
+            Err(Refusal::Malformed("the change is inconsistent with the document".into()))
+        } else {
+            verdict
+        };
         let doc = &mut r.doc;
+        let before = doc.get_heads();
         let applied = verdict.and_then(|()| match contained(|| doc.apply_changes([c.clone()])) {
             Some(Ok(())) => Ok(()),
             _ => Err(Refusal::Malformed("the change does not apply".into())),
         });
+        if applied.is_ok() && !rederives(&r.doc, &before, &[h]) {
+            return Ok(Err(h));
+        }
         if let Err(reason) = applied {
             gone.insert(h);
             r.dropped.push((c.clone(), sig.clone(), reason));
@@ -1802,7 +1848,7 @@ fn replay(space: &str, doc_id: &DocId, changes: &[(Change, Vec<u8>)], revocation
         }
         r.kept.push((c.clone(), sig.clone()));
     }
-    Ok(r)
+    Ok(Ok(r))
 }
 
 /// Rebuild one document from every change this store holds of it — merged
