@@ -1795,6 +1795,10 @@ fn replay_once(
     let mut r = Replay { doc: Automerge::new(), view: SpaceView::default(), kept: Vec::new(), dropped: Vec::new() };
     let mut gone: HashSet<ChangeHash> = HashSet::new();
     let mut numbered: HashSet<(Vec<u8>, u64)> = HashSet::new();
+    // Each actor's last kept sequence number and counter: a replay checks
+    // what a merge checks (a change kept aside as one half of a pair was
+    // never checked for it).
+    let mut last_seq: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
     for i in causal_order(changes) {
         let (c, sig) = &changes[i];
         let h = c.hash();
@@ -1813,6 +1817,14 @@ fn replay_once(
                 sig.clone(),
                 Refusal::Malformed("depends on a change cut off by a revocation".into()),
             ));
+            continue;
+        }
+        let actor = c.actor_id().to_bytes().to_vec();
+        let (last, last_max_op) = last_seq.get(&actor).copied().unwrap_or((0, 0));
+        let max_op = |d: &ChangeHash| r.doc.get_change_meta_by_hash(d).map(|m| m.max_op);
+        if let Err(reason) = trust::consistent(max_op, c, last, last_max_op) {
+            gone.insert(h);
+            r.dropped.push((c.clone(), sig.clone(), reason));
             continue;
         }
         let verdict = if *doc_id == DocId::Space {
@@ -1842,6 +1854,7 @@ fn replay_once(
             continue;
         }
         numbered.insert(number);
+        last_seq.insert(actor, (c.seq(), c.max_op()));
         if *doc_id == DocId::Space {
             let writes = space::change_writes(&r.doc, c).unwrap_or_default();
             r.view.refresh(&r.doc, &Touched::from_writes(&writes))?;
