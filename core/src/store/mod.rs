@@ -1342,6 +1342,11 @@ fn rederives(doc: &Automerge, before: &[ChangeHash], hashes: &[ChangeHash]) -> b
         .is_some_and(|got| got.len() == want.len() && got.iter().all(|c| want.contains(&c.hash())))
 }
 
+/// Whether a document loads again from its own save, to the same heads.
+fn reloads(doc: &Automerge) -> bool {
+    contained(|| Automerge::load(&doc.save()).map(|l| l.get_heads() == doc.get_heads())) == Some(Ok(true))
+}
+
 /// The changes of a batch in an order where every change comes after those
 /// of its deps that are in the batch (Kahn's algorithm, O(n log n)).
 fn causal_order(batch: &[(Change, Vec<u8>)]) -> Vec<usize> {
@@ -1615,7 +1620,7 @@ fn merge(
                 evict(inner, space, doc_id);
                 return Ok(Attempt::Panicked(h));
             }
-            Some(Ok(())) if !rederives(doc, &before, &[h]) => {
+            Some(Ok(())) if !rederives(doc, &before, &[h]) || (!together && !reloads(doc)) => {
                 evict(inner, space, doc_id);
                 return Ok(Attempt::Panicked(h));
             }
@@ -1650,6 +1655,15 @@ fn merge(
                 accepted.writes.extend(space::change_writes(doc, c).unwrap_or_default());
             }
         }
+    }
+    // The document must still load from its own save: automerge merges
+    // some ill-formed changes (operations on objects of the wrong kind, say)
+    // that it then cannot load. Checked once per batch; when it fails, the
+    // batch is merged again one change at a time, each checked, and the
+    // culprit refused.
+    if !report.accepted.is_empty() && together && !reloads(load(inner, space, doc_id)?) {
+        evict(inner, space, doc_id);
+        return Ok(Attempt::Together);
     }
     report.missing_deps = missing.into_iter().collect();
     report.missing_deps.sort();
@@ -1775,10 +1789,14 @@ struct Replay {
 fn replay(space: &str, doc_id: &DocId, changes: &[(Change, Vec<u8>)], revocations: &SpaceView) -> Result<Replay> {
     // A change automerge merges but does not give back the same (see
     // `rederives`) spoils the document it went into: start again without it.
+    // So does one after which the document does not load from its save:
+    // checked once at the end, then change by change to find it.
     let mut spoilers: HashSet<ChangeHash> = HashSet::new();
+    let mut careful = false;
     loop {
-        match replay_once(space, doc_id, changes, revocations, &spoilers)? {
-            Ok(r) => return Ok(r),
+        match replay_once(space, doc_id, changes, revocations, &spoilers, careful)? {
+            Ok(r) if careful || reloads(&r.doc) => return Ok(r),
+            Ok(_) => careful = true,
             Err(h) if spoilers.insert(h) => {}
             Err(_) => return Err(Error::Internal("a replay did not settle".into())),
         }
@@ -1791,6 +1809,7 @@ fn replay_once(
     changes: &[(Change, Vec<u8>)],
     revocations: &SpaceView,
     spoilers: &HashSet<ChangeHash>,
+    careful: bool,
 ) -> Result<std::result::Result<Replay, ChangeHash>> {
     let mut r = Replay { doc: Automerge::new(), view: SpaceView::default(), kept: Vec::new(), dropped: Vec::new() };
     let mut gone: HashSet<ChangeHash> = HashSet::new();
@@ -1841,14 +1860,15 @@ fn replay_once(
         };
         let doc = &mut r.doc;
         let before = doc.get_heads();
-        let applied = verdict.and_then(|()| match contained(|| doc.apply_changes([c.clone()])) {
-            Some(Ok(())) => Ok(()),
-            _ => Err(Refusal::Malformed("the change does not apply".into())),
-        });
-        if applied.is_ok() && !rederives(&r.doc, &before, &[h]) {
-            return Ok(Err(h));
+        if verdict.is_ok() {
+            // A change automerge fails on may leave the document half-changed:
+            // the replay starts again without it.
+            let applied = matches!(contained(|| doc.apply_changes([c.clone()])), Some(Ok(())));
+            if !applied || !rederives(&r.doc, &before, &[h]) || (careful && !reloads(&r.doc)) {
+                return Ok(Err(h));
+            }
         }
-        if let Err(reason) = applied {
+        if let Err(reason) = verdict {
             gone.insert(h);
             r.dropped.push((c.clone(), sig.clone(), reason));
             continue;
