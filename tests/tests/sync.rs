@@ -286,3 +286,91 @@ fn bad_requests_get_clear_4xx_and_change_nothing() {
         [&space, &other_space].into_iter().filter(|s| server.spaces.get(s).expect("get").is_some()).cloned().collect();
     assert!(ids.contains(&space) && ids.contains(&other_space));
 }
+
+/// A refusal tells the sender nothing about documents it may not read: a
+/// resident's change into a neighbour's private document (their ballots and
+/// named answers) gets the same answer whether that document holds the
+/// change it names as its dep or not, and no answer names the neighbours.
+#[test]
+fn refusals_reveal_nothing_of_another_members_private_documents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    let t = http(&server.base);
+    let coord = phone();
+    let space = coord.create_space("幸福里", "王老师").expect("create");
+    let (b, c, tablet) = (phone(), phone(), DeviceKey::generate().expect("key"));
+    let mut edits = Vec::new();
+    for (m, device) in [("a", tablet.id()), ("b", b.device_id()), ("c", c.device_id())] {
+        edits.push(SpaceEdit::AddMember { member: m.into(), name: m.into(), roles: vec![Role::Resident] });
+        edits.push(SpaceEdit::AddDevice { member: m.into(), device, label: "phone".into() });
+    }
+    coord.edit_space(&space, &edits).expect("members");
+    sync_with(&coord, &space, "server", &t);
+    // B's private document holds a change on the server; C's change never left C's phone.
+    let mut heads = Vec::new();
+    for (p, m) in [(&b, "b"), (&c, "c")] {
+        sync_with(p, &space, "server", &t);
+        let doc = DocId::own_private(m, "2026");
+        p.write(&space, &doc, |tx| {
+            tx.put(ROOT, "ballot", "yes")?;
+            Ok(())
+        })
+        .expect("write");
+        heads.push(p.heads(&space, &doc).expect("heads"));
+    }
+    sync_with(&b, &space, "server", &t);
+    // A learned both hashes (a receipt, a shoulder) and builds on each.
+    let answer_for = |m: &str, deps: &[automerge::ChangeHash]| {
+        let doc = DocId::own_private(m, "2026");
+        let mut d = automerge::Automerge::new().with_actor(tablet.actor());
+        let mut tx = d.transaction();
+        tx.put(ROOT, "ballot", "no").expect("put");
+        tx.commit();
+        let mut e = d.get_last_local_change().expect("change").decode();
+        e.hash = None;
+        e.deps = deps.to_vec();
+        e.start_op = std::num::NonZeroU64::new(2).expect("2");
+        let change = automerge::Change::from(e);
+        let signed = linli_core::doc::SignedChange {
+            bytes: change.raw_bytes().to_vec(),
+            signature: tablet.sign_change(&space, &doc, &change.hash()).to_vec(),
+        };
+        let space_bytes = hex::decode(&space).expect("hex").try_into().expect("16 bytes");
+        let req = Request {
+            space: space_bytes,
+            epoch: [0; 16],
+            cursor: 0,
+            batches: vec![DocBatch::changes(doc, vec![signed])],
+        };
+        let (status, body) = raw_bytes(&server.base, &tablet, &req.encode());
+        assert_eq!(status, 200);
+        let r = linli_core::sync::wire::Response::decode(&body).expect("answer").results;
+        assert_eq!(r.len(), 1);
+        (
+            r[0].accepted,
+            r[0].missing,
+            r[0].refused.iter().map(|s| s.replace(&format!("own/{m}/"), "own/_/")).collect::<Vec<_>>(),
+        )
+    };
+    let to_b = answer_for("b", &heads[0]);
+    let to_c = answer_for("c", &heads[1]);
+    println!("into B's document: {to_b:?}; into C's: {to_c:?}");
+    assert_eq!(to_b, to_c, "the answer shows whether a neighbour's private document holds a change");
+    assert_eq!(to_b.0, 0);
+    assert!(!to_b.1, "no 'missing history' for a document the sender may not read");
+    assert!(server.store(&space).heads(&space, &DocId::own_private("c", "2026")).expect("heads").is_empty());
+}
+
+/// POST a body signed by `key`; the status and the raw answer.
+fn raw_bytes(base: &str, key: &DeviceKey, body: &[u8]) -> (u16, Vec<u8>) {
+    let peer = linli_core::sync::Transport::peer(&http(base)).expect("the server's identity");
+    let header = auth::header_with_key(key, &peer, SYNC_PATH, now_ms(), body).expect("header");
+    let resp = reqwest::blocking::Client::new()
+        .post(format!("{base}{SYNC_PATH}"))
+        .header(auth::HEADER, header)
+        .body(body.to_vec())
+        .send()
+        .expect("send");
+    let status = resp.status().as_u16();
+    (status, resp.bytes().map(|b| b.to_vec()).unwrap_or_default())
+}

@@ -810,6 +810,21 @@ impl Store {
         Ok(report)
     }
 
+    /// Put refusals on record without merging anything: changes `sender`
+    /// offered for a document it may not read, refused unseen.
+    pub fn record_refused(
+        &self,
+        space: &str,
+        doc_id: &DocId,
+        hashes: &[Option<ChangeHash>],
+        reason: &Refusal,
+        sender: &DeviceId,
+    ) -> Result<()> {
+        let refused: Vec<(Option<ChangeHash>, Refusal)> = hashes.iter().map(|h| (*h, reason.clone())).collect();
+        let inner = self.lock()?;
+        record_refusals(&inner.conn, space, doc_id, &refused, Some(sender.0.as_slice()))
+    }
+
     /// The changes of a document that a peer holding `have` lacks, with their
     /// signatures.
     pub fn changes_since(&self, space: &str, doc_id: &DocId, have: &[ChangeHash]) -> Result<Vec<SignedChange>> {

@@ -207,6 +207,17 @@ fn fresh(store: &Store, authed: &auth::Authed, now: i64) -> Result<(), ServeErro
     }
 }
 
+/// Refuse a batch for a document the sender may not read, without looking at
+/// the document: each change gets the same reason whatever the document
+/// holds, and the refusals go on record under the sender.
+fn refuse_unread(store: &Store, space: &str, batch: DocBatch, sender: &DeviceId) -> Result<DocResult, ServeError> {
+    let reason = crate::Refusal::NotAWriter(batch.doc.to_string());
+    let hashes: Vec<Option<ChangeHash>> =
+        batch.changes.iter().map(|c| crate::trust::parse_change(&c.bytes).ok().map(|c| c.hash())).collect();
+    store.record_refused(space, &batch.doc, &hashes, &reason, sender)?;
+    Ok(DocResult { doc: batch.doc, accepted: 0, missing: false, refused: vec![reason.to_string(); hashes.len()] })
+}
+
 fn apply_batch(
     store: &Store,
     space: &str,
@@ -263,18 +274,25 @@ pub fn serve_sync(
     }
     // A new space: the creator's genesis must have made it a member.
     let member = standing(store, &space, &authed.device, now)?;
-    for b in others {
-        results.push(apply_batch(store, &space, b, &authed.device, &mut skip)?);
-    }
-    let max = store.max_arrived(&space)?;
-    let start = if req.epoch == store.epoch() && req.cursor <= max { req.cursor } else { 0 };
-    let accepted = results.iter().map(|r| r.accepted).sum();
-    let refused = results.iter().map(|r| r.refused.len() as u64).sum();
     // What the member may read (the register's reader rule, without holding
     // the register while the feed is read).
     let privileged =
         store.with_view(&space, |v| v.members.get(&member).is_some_and(crate::space::Member::is_privileged))?;
     let readable = |d: &DocId| d.readers().admit(&member, privileged);
+    for b in others {
+        // Whoever may write a document may read it. Changes into one the
+        // member may not read are refused unseen, so the answer says nothing
+        // of what that document holds (not even whether their deps are there).
+        if readable(&b.doc) {
+            results.push(apply_batch(store, &space, b, &authed.device, &mut skip)?);
+        } else {
+            results.push(refuse_unread(store, &space, b, &authed.device)?);
+        }
+    }
+    let max = store.max_arrived(&space)?;
+    let start = if req.epoch == store.epoch() && req.cursor <= max { req.cursor } else { 0 };
+    let accepted = results.iter().map(|r| r.accepted).sum();
+    let refused = results.iter().map(|r| r.refused.len() as u64).sum();
     // A first sync gets whole documents (far smaller than their changes one
     // by one); everything up to `max` is in them.
     if start == 0
