@@ -220,7 +220,12 @@ pub struct Invite {
     pub created_by: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The phone admitted: of concurrent redemptions, the one automerge's
+    /// rule for concurrent writes keeps (the same on every replica).
     pub redeemed_by: Option<DeviceId>,
+    /// Every phone that redeemed it (`claim:<device>`, the invite key's
+    /// proof); all but `redeemed_by` were too late.
+    pub claims: BTreeSet<DeviceId>,
 }
 
 /// The register as the merged space document says it is.
@@ -277,10 +282,9 @@ impl SpaceView {
                 Author::Member(id.into())
             });
         }
-        match self.invites.iter().find(|(_, inv)| inv.key == *device) {
-            Some((id, _)) => Ok(Author::InviteBearer(id.clone())),
-            None => Err(Refusal::UnknownDevice),
-        }
+        // A phone redeeming an invite is not known yet: its change proves its
+        // right (`redeemed_invite`), judged by `trust::check_space_change`.
+        Err(Refusal::UnknownDevice)
     }
 
     /// A device's standing for its change number `seq` in document `doc`:
@@ -630,6 +634,7 @@ pub fn authorize(pre: &SpaceView, author: &Author, writes: &[Write], at: i64) ->
                     }
                     ["members", m, "name" | "status"] if *m == inv.member => {}
                     ["invites", i, "redeemed_by" | "redeemed_at"] if *i == invite_id => {}
+                    ["invites", i, claim] if *i == invite_id && claim.starts_with(CLAIM) => {}
                     _ => return Err(Refusal::Forbidden(path.join("/"))),
                 }
             }
@@ -949,12 +954,20 @@ pub(crate) fn write_invite<T: Transactable>(tx: &mut T, inv: &NewInvite<'_>, now
 }
 
 /// The bearer's redemption: its device joins the invited member.
+///
+/// The change is the phone's own (its actor is the new device); `proof` is
+/// the invite key's signature of [`redemption_message`]. Two phones
+/// redeeming one invite write two changes that both merge: `redeemed_by`
+/// keeps one of them by automerge's rule for concurrent writes, the same on
+/// every replica, and the other phone's device entry (which names its
+/// invite) does not count. Nothing built on either is lost.
 pub(crate) fn write_redemption<T: Transactable>(
     tx: &mut T,
     invite: &str,
     member: &str,
     name: &str,
     device: &DeviceId,
+    proof: &[u8; 64],
     now: i64,
 ) -> Result<()> {
     let m = member_obj(tx, member)?;
@@ -962,9 +975,12 @@ pub(crate) fn write_redemption<T: Transactable>(
     tx.put(&m, "status", MemberStatus::Active.as_str())?;
     let devices = map_at(tx, &m, "devices").ok_or_else(|| Error::Internal("devices map".into()))?;
     write_device(tx, &devices, device, "phone", now)?;
+    let d = map_at(tx, &devices, &device.to_hex()).ok_or_else(|| Error::Internal("device entry".into()))?;
+    tx.put(&d, "invite", invite)?;
     let invites = map_at(tx, &ROOT, "invites").ok_or_else(|| Error::Internal("invites map".into()))?;
     let i = map_at(tx, &invites, invite)
         .ok_or(Error::Refused { doc: crate::doc::DocId::Space, reason: Refusal::BadInvite })?;
+    tx.put(&i, format!("{CLAIM}{}", device.to_hex()), hex::encode(proof))?;
     tx.put(&i, "redeemed_by", device.to_hex())?;
     tx.put(&i, "redeemed_at", now)?;
     Ok(())
@@ -1070,6 +1086,15 @@ fn read_member<R: ReadDoc>(doc: &R, obj: &ObjId) -> Result<Member> {
             let (Ok(id), Some(d)) = (DeviceId::from_hex(&key), map_at(doc, &ds, &key)) else {
                 continue;
             };
+            // A phone that redeemed an invite another phone won is not a device.
+            if let Some(invite) = get_str(doc, &d, "invite") {
+                let kept = map_at(doc, &ROOT, "invites")
+                    .and_then(|is| map_at(doc, &is, &invite))
+                    .and_then(|i| get_str(doc, &i, "redeemed_by"));
+                if kept.as_deref() != Some(key.as_str()) {
+                    continue;
+                }
+            }
             devices.insert(
                 id,
                 Device {
@@ -1154,5 +1179,46 @@ fn read_invite<R: ReadDoc>(doc: &R, obj: &ObjId) -> Option<Invite> {
         created_at: get_i64(doc, obj, "created_at").unwrap_or_default(),
         expires_at: get_i64(doc, obj, "expires_at").unwrap_or_default(),
         redeemed_by: get_str(doc, obj, "redeemed_by").and_then(|h| DeviceId::from_hex(&h).ok()),
+        claims: doc.keys(obj).filter_map(|k| k.strip_prefix(CLAIM).and_then(|d| DeviceId::from_hex(d).ok())).collect(),
     })
+}
+
+/// The key prefix of a redemption's claim on its invite: `claim:<device hex>`.
+pub const CLAIM: &str = "claim:";
+
+/// The domain tag of an invite key's proof that a phone redeems it.
+pub const REDEEM_TAG: &[u8] = b"linli/redeem/v1\0";
+
+/// What an invite key signs to admit `device`: `space ‖ "\n" ‖ invite ‖ "\n" ‖ device`.
+pub fn redemption_message(space: &str, invite: &str, device: &DeviceId) -> Vec<u8> {
+    let mut m = Vec::with_capacity(space.len() + invite.len() + 34);
+    m.extend_from_slice(space.as_bytes());
+    m.push(b'\n');
+    m.extend_from_slice(invite.as_bytes());
+    m.push(b'\n');
+    m.extend_from_slice(&device.0);
+    m
+}
+
+/// Whether a register change by `device` is a redemption of an invite open in
+/// `pre` (the register at the change's causal past), with a valid proof from
+/// its key among the change's `writes` (read in `after`, the register with the
+/// change applied): the invite's id if so.
+pub fn redeemed_invite(
+    space: &str,
+    pre: &SpaceView,
+    after: &Automerge,
+    device: &DeviceId,
+    writes: &[Write],
+) -> Option<String> {
+    let claim = format!("{CLAIM}{}", device.to_hex());
+    let invite = writes.iter().find_map(|w| match w.path.as_slice() {
+        [section, invite, key] if section == "invites" && *key == claim => Some(invite.clone()),
+        _ => None,
+    })?;
+    let key = pre.invites.get(&invite)?.key;
+    let obj = map_at(after, &map_at(after, &ROOT, "invites")?, &invite)?;
+    let proof = hex::decode(get_str(after, &obj, &claim)?).ok()?;
+    crate::identity::verify_tagged(&key, REDEEM_TAG, &redemption_message(space, &invite, device), &proof)
+        .then_some(invite)
 }

@@ -186,14 +186,33 @@ pub fn check_space_change(
     };
     let pre = past_view.as_ref().unwrap_or(current);
     // In the causal past, any revocation or removal already happened: judge as of "now".
-    let author = pre.author(&device, i64::MAX)?;
-    // An invite key signs one change, its redemption. (Two different first
-    // changes of one key — one invite redeemed on two phones — are an
-    // equivocating pair: one wins on every replica, by the store's canonical
-    // order.)
-    if matches!(author, Author::InviteBearer(_)) && change.seq() != 1 {
-        return Err(Refusal::Forbidden("an invite key signs one change".into()));
-    }
+    let author = match pre.author(&device, i64::MAX) {
+        // A phone the register does not know may write one change: the
+        // redemption of an invite open at its causal past, proved by the
+        // invite key, adding itself and nothing else.
+        Err(Refusal::UnknownDevice) => {
+            let mut trial = past_doc.unwrap_or_else(|| doc.clone());
+            trial.apply_changes([change.clone()]).map_err(|e| Refusal::Malformed(e.to_string()))?;
+            let writes = space::change_writes(&trial, change)?;
+            let Some(invite) = space::redeemed_invite(space_id, pre, &trial, &device, &writes) else {
+                return Err(Refusal::UnknownDevice);
+            };
+            if change.seq() != 1 {
+                return Err(Refusal::Forbidden("a redemption is its phone's first change".into()));
+            }
+            let me = device.to_hex();
+            let others = writes.iter().any(
+                |w| matches!(w.path.as_slice(), [m, _, d, d2, ..] if m == "members" && d == "devices" && *d2 != me),
+            );
+            if others {
+                return Err(Refusal::Forbidden("a redemption adds its own phone only".into()));
+            }
+            let author = Author::InviteBearer(invite);
+            space::authorize(pre, &author, &writes, at)?;
+            return Ok(author);
+        }
+        other => other?,
+    };
     // A revocation this replica knows of, beyond the device's cut.
     let now = match revocations.revocation(&device) {
         Some(_) => Some(revocations.standing(&device, &DocId::Space, change.seq())?),

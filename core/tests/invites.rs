@@ -55,33 +55,52 @@ fn an_invite_a_coordinator_writes_for_an_admin_admits_nobody() {
     });
     let r = admin.apply(&space, &DocId::Space, vec![invite]).expect("apply");
     assert_eq!(r.accepted.len(), 1, "writing the entry is a coordinator's right: {r:?}");
-    // As its bearer: a device of its own on the admin, or the admin removed.
+    // As its bearer: a phone of its own on the admin, or the admin removed,
+    // each a redemption with the invite key's proof.
     let admin_obj = map(&admin, &space, &["members", &admin_member]);
     let devices = map(&admin, &space, &["members", &admin_member, "devices"]);
-    let mine = DeviceKey::generate().expect("key").id().to_hex();
-    let add = craft(&admin, &space, &DocId::Space, &bearer, &bearer, |tx| {
+    let phone_key = DeviceKey::generate().expect("key");
+    let mine = phone_key.id().to_hex();
+    let proof = bearer.sign_tagged(
+        linli_core::space::REDEEM_TAG,
+        &linli_core::space::redemption_message(&space, "evil", &phone_key.id()),
+    );
+    let claim = format!("{}{mine}", linli_core::space::CLAIM);
+    let redeem = |f: &dyn Fn(&mut automerge::transaction::Transaction<'_>)| {
+        craft(&admin, &space, &DocId::Space, &phone_key, &phone_key, |tx| {
+            let i = match tx.get(&invites, "evil") {
+                Ok(Some((_, id))) => id,
+                _ => panic!("invite"),
+            };
+            tx.put(&i, claim.as_str(), hex::encode(proof)).expect("claim");
+            tx.put(&i, "redeemed_by", mine.as_str()).expect("redeemed");
+            f(tx);
+        })
+    };
+    let add = redeem(&|tx| {
         let d = tx.put_object(&devices, mine.as_str(), ObjType::Map).expect("device");
         tx.put(&d, "label", "phone").expect("label");
-        let i = match tx.get(&invites, "evil") {
-            Ok(Some((_, id))) => id,
-            _ => panic!("invite"),
-        };
-        tx.put(&i, "redeemed_by", mine.as_str()).expect("redeemed");
     });
     let r = admin.apply(&space, &DocId::Space, vec![add]).expect("apply");
     assert!(matches!(r.refused.as_slice(), [(_, Refusal::BadInvite)]), "{r:?}");
-    let remove = craft(&admin, &space, &DocId::Space, &bearer, &bearer, |tx| {
+    let remove = redeem(&|tx| {
         tx.put(&admin_obj, "status", "removed").expect("status");
     });
     let r = admin.apply(&space, &DocId::Space, vec![remove]).expect("apply");
     assert!(matches!(r.refused.as_slice(), [(_, Refusal::BadInvite)]), "{r:?}");
+    // Nor as the invite key itself, which writes nothing.
+    let direct = craft(&admin, &space, &DocId::Space, &bearer, &bearer, |tx| {
+        tx.put(&admin_obj, "status", "removed").expect("status");
+    });
+    let r = admin.apply(&space, &DocId::Space, vec![direct]).expect("apply");
+    assert!(matches!(r.refused.as_slice(), [(_, Refusal::UnknownDevice)]), "{r:?}");
     let v = admin.view(&space).expect("view");
     assert_eq!(v.members[&admin_member].devices.len(), 1, "the admin's devices are the admin's");
     assert!(v.members[&admin_member].has(Role::Admin));
 }
 
 #[test]
-fn an_invite_key_signs_one_change() {
+fn an_invite_key_writes_nothing_itself() {
     let admin = phone();
     let space = admin.create_space("s", "admin").expect("create");
     let inv = admin.create_invite(&space, "resident", &[Role::Resident], None).expect("invite");
@@ -129,11 +148,10 @@ fn one_invite_redeemed_on_two_phones_through_two_peers_ends_the_same_everywhere(
     let member = &sv.members[&inv.member_id];
     let phones = [p1.device_id(), p2.device_id()];
     assert_eq!(phones.iter().filter(|d| member.devices.contains_key(d)).count(), 1, "exactly one phone is admitted");
-    // The coordinator's later edit was built on the hub's redemption: where
-    // that one loses, the edit goes with it — on both peers alike (the limit
-    // ADR 0001 states: redemptions signed by the new phone and decided at
-    // read time would keep it).
-    assert_eq!(sv.grids.contains_key("g1"), hv.grids.contains_key("g1"));
+    // The coordinator's later edit was built on the hub's redemption: it
+    // stands whichever redemption won (each is its own phone's change, and
+    // the register decides between them at read time).
+    assert!(sv.grids.contains_key("g1") && hv.grids.contains_key("g1"), "no other change is lost");
     // The other phone can be invited again.
     let loser = if member.devices.contains_key(&p1.device_id()) { &p2 } else { &p1 };
     coord.apply(&space, &DocId::Space, all_changes(&server, &space, &DocId::Space)).expect("apply");

@@ -680,8 +680,9 @@ fn merge_time(n: usize) -> Duration {
 /// (every space's requests wait on it) for minutes.
 #[test]
 fn a_chain_of_changes_merges_in_linear_time() {
-    let small = merge_time(2_500);
-    let large = merge_time(10_000);
+    // The faster of two runs each: the other tests of this file run alongside.
+    let small = merge_time(2_500).min(merge_time(2_500));
+    let large = merge_time(10_000).min(merge_time(10_000));
     println!("a chain of 2,500 changes merged in {small:?}, of 10,000 in {large:?}");
     assert!(large < small * 8, "quadratic: 2,500 changes in {small:?}, 10,000 in {large:?}");
 }

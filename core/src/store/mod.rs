@@ -628,15 +628,19 @@ impl Store {
         if invite.redeemed_by.is_some() || now > invite.expires_at {
             return Err(Error::Refused { doc: DocId::Space, reason: Refusal::BadInvite });
         }
+        // The redemption is this phone's own change, carrying the invite
+        // key's proof that it may make it.
+        let proof =
+            invite_key.sign_tagged(space::REDEEM_TAG, &space::redemption_message(&space_id, &invite_id, &self.device));
         let doc = load(&mut inner, &space_id, &DocId::Space)?;
         let mut trial = doc.clone();
-        trial.set_actor(invite_key.actor());
+        trial.set_actor(self.device.actor());
         let mut tx = trial.transaction();
-        space::write_redemption(&mut tx, &invite_id, &invite.member, my_name, &self.device, now)?;
+        space::write_redemption(&mut tx, &invite_id, &invite.member, my_name, &self.device, &proof, now)?;
         tx.commit_with(CommitOptions::default().with_time(now));
         let change =
             trial.get_last_local_change().ok_or_else(|| Error::Internal("redemption produced no change".into()))?;
-        let sig = invite_key.sign_change(&space_id, &DocId::Space, &change.hash());
+        let sig = inner.key.sign_change(&space_id, &DocId::Space, &change.hash());
         let report =
             merge_guarded(&mut inner, &space_id, &DocId::Space, vec![(change, sig.to_vec())], Vec::new(), false)?;
         refused_as_error(&DocId::Space, &report)?;
@@ -1223,9 +1227,16 @@ fn my_member(conn: &Connection, space: &str) -> Result<String> {
         .ok_or_else(|| Error::UnknownSpace(space.into()))
 }
 
+/// The last arrival number given in a space. Never goes down: a rebuild
+/// that drops the latest change and reinstates another must not give the
+/// newcomer a number a peer's cursor has already passed (the feed would skip
+/// it), so the highest number given is also kept (`arrivals`, migration 12).
 fn max_arrived(conn: &Connection, space: &str) -> Result<u64> {
     let n: i64 = conn
-        .prepare_cached("SELECT coalesce(max(arrived), 0) FROM changes WHERE space_id = ?1")?
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT max(arrived) FROM changes WHERE space_id = ?1), 0),
+                        coalesce((SELECT last FROM arrivals WHERE space_id = ?1), 0))",
+        )?
         .query_row([space], |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
@@ -2301,6 +2312,12 @@ fn add_change_rows<'a>(
             seq_sql(next)
         ])?;
         arrived.push(next);
+    }
+    if !arrived.is_empty() {
+        tx.prepare_cached(
+            "INSERT INTO arrivals (space_id, last) VALUES (?1, ?2) ON CONFLICT (space_id) DO UPDATE SET last = excluded.last",
+        )?
+        .execute(params![space, seq_sql(next)])?;
     }
     Ok(arrived)
 }

@@ -79,6 +79,8 @@
 //!     so a flood of bad changes leaves a bounded audit trail.
 //! 11. `refusals_by_sender`: `refusals.actor` is the device that sent the
 //!     refused change, and the audit trail is capped per sender and minute.
+//! 12. `arrivals`: the highest arrival number given per space. A rebuild that
+//!     drops the latest change must not give its number to another change.
 
 use rusqlite::Connection;
 
@@ -370,6 +372,8 @@ pub const MIGRATIONS: &[&str] = &[
     "CREATE INDEX refusals_by_time ON refusals (space_id, at);",
     // 11: refusals are recorded (and capped) per sending device, in `actor`
     "CREATE INDEX refusals_by_sender ON refusals (space_id, actor, at);",
+    // 12: the highest arrival number given per space, so none is given twice
+    "CREATE TABLE arrivals (space_id TEXT PRIMARY KEY, last INTEGER NOT NULL) STRICT;",
 ];
 
 /// Bring the schema up to `target` migrations (normally all of them).

@@ -310,6 +310,10 @@ pub fn serve_sync(
 /// member of the space; else `Forbidden`.
 fn standing(store: &Store, space: &str, device: &DeviceId, now: i64) -> Result<String, ServeError> {
     store.with_view(space, |v| match v.member_of(device) {
+        // A phone that redeemed an invite another phone redeemed first.
+        None if v.invites.values().any(|i| i.claims.contains(device)) => {
+            Err(ServeError::Forbidden("this invite was already used".into()))
+        }
         None => Err(ServeError::Forbidden("not a device of a member of this space".into())),
         Some((id, _)) => {
             v.author(device, now).map(|_| id.to_string()).map_err(|e| ServeError::Forbidden(e.to_string()))
@@ -386,15 +390,8 @@ pub fn serve_join(store: &Store, header: Option<&str>, body: &[u8], now: i64) ->
         };
         return Ok(Served { body: resp.encode(), accepted: 0, refused: 0, sent });
     };
-    // Only the invite key's own change: nobody relays others' changes here.
-    let actor_is_bearer = batch
-        .changes
-        .first()
-        .and_then(|c| crate::trust::parse_change(&c.bytes).ok())
-        .is_some_and(|c| DeviceId::from_actor(c.actor_id()) == Some(authed.device));
-    if !actor_is_bearer {
-        return Err(ServeError::BadRequest("a redemption is signed by its invite key".into()));
-    }
+    // The request is signed by the invite key; the change is the new
+    // phone's own, judged by the register's rule for redemptions.
     let r = store.apply_from(&space, &DocId::Space, batch.changes, &authed.device)?;
     if let Some((_, reason)) = r.refused.first() {
         return Err(ServeError::Forbidden(reason.to_string()));
@@ -654,14 +651,13 @@ pub fn join(
     if transport.is_hub() && !store.with_view(&space, |v| v.is_coordinator_device(&to))? {
         return Err(SyncError::NotACoordinator);
     }
-    // Hand the redemption to the peer, signed by the invite key; only then
-    // is this device a member there.
+    // Hand the redemption (this phone's first change) to the peer, in a
+    // request signed by the invite key; only then is it a member there.
+    let me = store.device_id();
     let redemption: Vec<_> = store
         .changes_since(&space, &DocId::Space, &[])?
         .into_iter()
-        .filter(|c| {
-            crate::trust::parse_change(&c.bytes).is_ok_and(|c| DeviceId::from_actor(c.actor_id()) == Some(key.id()))
-        })
+        .filter(|c| crate::trust::parse_change(&c.bytes).is_ok_and(|c| DeviceId::from_actor(c.actor_id()) == Some(me)))
         .collect();
     let req = Request {
         space: space_bytes(&space)?,
