@@ -637,8 +637,9 @@ fn load_vote(store: &Store, space: &str, vote_id: &str, with_electorate: bool) -
             _ => Vec::new(),
         };
         let published = get_i64(d, &ROOT, "published_at").is_some();
-        let opened_at = opened.as_ref().and_then(|o| get_i64(d, o, "at"));
-        let closed_at = closed.as_ref().and_then(|o| get_i64(d, o, "at"));
+        // An opening or a close dated after the change that wrote it moves nothing.
+        let opened_at = opened.as_ref().and_then(|o| crate::space::attested_i64(d, o, "at"));
+        let closed_at = closed.as_ref().and_then(|o| crate::space::attested_i64(d, o, "at"));
         let stage = match (opened_at, closed_at, published) {
             (_, Some(_), true) => Stage::Published,
             (_, Some(_), false) => Stage::Closed,
@@ -738,7 +739,11 @@ pub fn close(store: &Store, space: &str, vote_id: &str) -> Result<()> {
         return Err(Error::Invalid("only an open vote can be closed".into()));
     }
     let latest: i64 = store.query(|c| {
-        Ok(c.prepare_cached("SELECT coalesce(max(at), 0) FROM ballots WHERE space_id = ?1 AND vote_id = ?2")?
+        // Ballots whose time their change cannot attest (stored as the
+        // largest time) fall after the close anyway.
+        Ok(c.prepare_cached(
+            "SELECT coalesce(max(at), 0) FROM ballots WHERE space_id = ?1 AND vote_id = ?2 AND at < 9223372036854775807",
+        )?
             .query_row(params![space, vote_id], |r| r.get(0))?)
     })?;
     store.close_item(space, vote_id, &me, latest)
@@ -803,14 +808,16 @@ fn write_ballot(
     let last: i64 = store.query(|conn| {
         Ok(conn
             .prepare_cached(
-                "SELECT coalesce(max(at), 0) FROM ballots WHERE space_id = ?1 AND vote_id = ?2 AND author = ?3",
+                "SELECT coalesce(max(at), 0) FROM ballots WHERE space_id = ?1 AND vote_id = ?2 AND author = ?3
+                    AND at < 9223372036854775807",
             )?
             .query_row(params![space, v.id, author], |r| r.get(0))?)
     })?;
-    let at = now_ms().max(last + 1);
+    let at = now_ms().max(last.saturating_add(1));
     let key = format!("b/{at:013}/{}", new_id()?);
     let choice = serde_json::to_string(choice)?;
-    let hash = store.write(space, &v.spec.ballot_doc(author, &v.id), |tx| {
+    // The change is dated no earlier than the ballot, which it must attest.
+    let hash = store.write_dated(space, &v.spec.ballot_doc(author, &v.id), at, |tx| {
         let b = tx.put_object(ROOT, key.as_str(), ObjType::Map)?;
         tx.put(&b, "for", voter)?;
         tx.put(&b, "mode", mode.as_str())?;

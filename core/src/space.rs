@@ -1041,6 +1041,19 @@ pub(crate) fn get_str<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<Str
     }
 }
 
+/// The time an entry claims (its `key`, milliseconds), if the change that
+/// wrote the entry can attest it: no later than that change's own time. An
+/// entry dated after the change that carries it moves nothing (a ballot
+/// "cast" after its change, to win "latest"; a close or an opening dated
+/// ahead): it reads as `None`, the same on every replica.
+pub(crate) fn attested_i64(doc: &Automerge, obj: &ObjId, key: &str) -> Option<i64> {
+    let at = get_i64(doc, obj, key)?;
+    // The change of the operation that wrote this very value.
+    let (_, op) = doc.get(obj, key).ok()??;
+    let change = doc.hash_for_opid(&op).and_then(|h| doc.get_change_meta_by_hash(&h).map(|m| m.timestamp))?;
+    (at <= change).then_some(at)
+}
+
 pub(crate) fn get_i64<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<i64> {
     match doc.get(obj, key) {
         Ok(Some((Value::Scalar(s), _))) => match s.as_ref() {

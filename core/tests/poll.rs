@@ -352,3 +352,74 @@ proptest! {
         prop_assert_eq!(want.expect("tally").counted, 4);
     }
 }
+
+/// An entry's time is bounded by the change that carries it (#13, item 5): a
+/// ballot a resident's device dates a day after its own change — to stand as
+/// that voter's latest until the close — counts nowhere, and the voter's
+/// honest ballot stands; a close dated after its change closes nothing.
+#[test]
+fn an_entry_dated_after_its_change_moves_nothing() {
+    use automerge::ROOT;
+    use automerge::transaction::{CommitOptions, Transactable};
+    let m = meeting(1);
+    let vote = poll::create(
+        &m.coord,
+        &m.space,
+        &VoteSpec { visibility: BallotVisibility::AllMembers, ..spec(VoteKind::YesNoAbstain, Eligibility::AllMembers) },
+    )
+    .expect("create");
+    poll::open(&m.coord, &m.space, &vote).expect("open");
+    m.share_vote(&vote);
+    let (p, member) = (&m.residents[0].0, m.residents[0].1.clone());
+    let honest = poll::cast(p, &m.space, &vote, &[0]).expect("yes");
+    // The resident's tablet, which the test holds.
+    let tablet = linli_core::identity::DeviceKey::generate().expect("key");
+    m.coord
+        .edit_space(
+            &m.space,
+            &[SpaceEdit::AddDevice { member: member.clone(), device: tablet.id(), label: "平板".into() }],
+        )
+        .expect("tablet");
+    m.gather();
+    let now = linli_core::store::now_ms();
+    let doc = DocId::own_public(&member, &vote);
+    let ahead = common::craft(p, &m.space, &doc, &tablet, &tablet, |tx| {
+        let b = tx.put_object(ROOT, format!("b/{:013}/zz", now + 86_400_000), automerge::ObjType::Map).expect("entry");
+        tx.put(&b, "for", member.as_str()).expect("for");
+        tx.put(&b, "mode", "own").expect("mode");
+        tx.put(&b, "choice", "[1]").expect("choice");
+        tx.put(&b, "at", now + 86_400_000).expect("at");
+    });
+    let r = m.coord.apply(&m.space, &doc, vec![ahead]).expect("apply");
+    assert_eq!(r.accepted.len(), 1, "the change itself is a member's to write: {r:?}");
+    let t = poll::results(&m.coord, &m.space, &vote).expect("results").expect("a tally");
+    assert!(t.counts(&honest), "the honest ballot stands: {:?}", t.audit);
+    assert_eq!(t.counted, 1);
+    // A close dated a day after the change that carries it.
+    let item = DocId::Item { item: vote.clone() };
+    let coord_key = linli_core::identity::DeviceKey::generate().expect("key");
+    let me = m.coord.my_member(&m.space).expect("me");
+    m.coord
+        .edit_space(
+            &m.space,
+            &[SpaceEdit::AddDevice { member: me.clone(), device: coord_key.id(), label: "平板".into() }],
+        )
+        .expect("device");
+    let mut d = automerge::Automerge::new();
+    for c in m.coord.changes_since(&m.space, &item, &[]).expect("changes") {
+        d.load_incremental(&c.bytes).expect("load");
+    }
+    d.set_actor(coord_key.actor());
+    let mut tx = d.transaction();
+    let c = tx.put_object(ROOT, "closed", automerge::ObjType::Map).expect("closed");
+    tx.put(&c, "at", now + 86_400_000).expect("at");
+    tx.put(&c, "by", me.as_str()).expect("by");
+    tx.commit_with(CommitOptions::default().with_time(now));
+    let change = d.get_last_local_change().expect("change");
+    let signed = linli_core::doc::SignedChange {
+        bytes: change.raw_bytes().to_vec(),
+        signature: coord_key.sign_change(&m.space, &item, &change.hash()).to_vec(),
+    };
+    assert_eq!(m.coord.apply(&m.space, &item, vec![signed]).expect("apply").accepted.len(), 1);
+    assert_eq!(poll::vote(&m.coord, &m.space, &vote).expect("vote").stage, Stage::Open, "the close moved nothing");
+}

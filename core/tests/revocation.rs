@@ -132,7 +132,7 @@ fn forged_ballot(
 ) -> linli_core::doc::SignedChange {
     let ballot_doc = DocId::own_private(resident, vote);
     let at = linli_core::store::now_ms() + 60_000;
-    common::craft(base, space, &ballot_doc, device, device, |tx| {
+    let made = common::craft(base, space, &ballot_doc, device, device, |tx| {
         use automerge::transaction::Transactable;
         let b =
             tx.put_object(automerge::ROOT, format!("b/{at:013}/ffffffffffffffff"), automerge::ObjType::Map).expect("b");
@@ -140,7 +140,9 @@ fn forged_ballot(
         tx.put(&b, "mode", "own").expect("mode");
         tx.put(&b, "choice", "[1]").expect("choice");
         tx.put(&b, "at", at).expect("at");
-    })
+    });
+    // Its change dated as late as the ballot, so the ballot's time stands.
+    common::forge(&made, space, &ballot_doc, device, |e| e.time = at)
 }
 
 fn vote_spec() -> VoteSpec {

@@ -409,7 +409,7 @@ impl Store {
         let mut doc = Automerge::new().with_actor(inner.key.actor());
         let mut tx = doc.transaction();
         space::write_genesis(&mut tx, name, &member, my_name, &self.device, now)?;
-        tx.commit_with(CommitOptions::default().with_time(now));
+        tx.commit_with(CommitOptions::default().with_time(now_ms().max(now)));
         let change = doc.get_last_local_change().ok_or_else(|| Error::Internal("genesis produced no change".into()))?;
         let space_id = trust::space_id_of(&change.hash());
         let sig = inner.key.sign_change(&space_id, &DocId::Space, &change.hash());
@@ -470,8 +470,10 @@ impl Store {
     /// entry made or received here before the close counts, even within
     /// the same millisecond. Entries dated from then on are set aside.
     pub fn close_item(&self, space: &str, item: &str, by: &str, latest: i64) -> Result<()> {
-        let at = now_ms().max(latest + 1);
-        self.write(space, &DocId::Item { item: item.to_string() }, |tx| {
+        let at = now_ms().max(latest.saturating_add(1));
+        // The change is dated no earlier than the close it carries, which
+        // counts only if its change attests it (`space::attested_i64`).
+        self.write_dated(space, &DocId::Item { item: item.to_string() }, at, |tx| {
             let c = tx.put_object(ROOT, "closed", ObjType::Map)?;
             tx.put(&c, "at", at)?;
             tx.put(&c, "by", by)?;
@@ -637,7 +639,7 @@ impl Store {
         trial.set_actor(self.device.actor());
         let mut tx = trial.transaction();
         space::write_redemption(&mut tx, &invite_id, &invite.member, my_name, &self.device, &proof, now)?;
-        tx.commit_with(CommitOptions::default().with_time(now));
+        tx.commit_with(CommitOptions::default().with_time(now_ms().max(now)));
         let change =
             trial.get_last_local_change().ok_or_else(|| Error::Internal("redemption produced no change".into()))?;
         let sig = inner.key.sign_change(&space_id, &DocId::Space, &change.hash());
@@ -673,7 +675,7 @@ impl Store {
             tx.rollback();
             return Err(e);
         }
-        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now_ms().max(now)));
         let Some(hash) = hash else { return Ok(None) };
         let change =
             trial.get_change_by_hash(&hash).ok_or_else(|| Error::Internal("committed change missing".into()))?;
@@ -695,6 +697,15 @@ impl Store {
     /// under keys unique to the entry, so concurrent writers never create the
     /// same container twice.
     pub fn write<F>(&self, space: &str, doc_id: &DocId, f: F) -> Result<Option<ChangeHash>>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<()>,
+    {
+        self.write_dated(space, doc_id, 0, f)
+    }
+
+    /// [`Store::write`], the change dated no earlier than `at` (a time one of
+    /// its entries carries, which the change must attest).
+    pub(crate) fn write_dated<F>(&self, space: &str, doc_id: &DocId, at: i64, f: F) -> Result<Option<ChangeHash>>
     where
         F: FnOnce(&mut Transaction<'_>) -> Result<()>,
     {
@@ -721,7 +732,7 @@ impl Store {
             tx.rollback();
             return Err(e);
         }
-        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now));
+        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now_ms().max(now).max(at)));
         let Some(hash) = hash else { return Ok(None) };
         let change = doc.get_change_by_hash(&hash).ok_or_else(|| Error::Internal("committed change missing".into()))?;
         let writes = if projected(doc_id) {

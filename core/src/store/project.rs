@@ -159,7 +159,8 @@ pub(super) fn own(
                 get_str(doc, &e, "for").unwrap_or_default(),
                 get_str(doc, &e, "mode").unwrap_or_default(),
                 get_str(doc, &e, "choice").unwrap_or_default(),
-                get_i64(doc, &e, "at").unwrap_or_default(),
+                // A time its change cannot attest falls after every close.
+                crate::space::attested_i64(doc, &e, "at").unwrap_or(i64::MAX),
                 receipt
             ])?;
         } else if let Some(rest) = key.strip_prefix("t/") {
