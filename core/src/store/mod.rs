@@ -1823,7 +1823,10 @@ struct Replay {
     dropped: Vec<(Change, Vec<u8>, Refusal)>,
 }
 
-fn replay(space: &str, doc_id: &DocId, changes: &[(Change, Vec<u8>)], revocations: &SpaceView) -> Result<Replay> {
+/// Replay a document from `changes` in canonical order, each judged by the
+/// revocations of `judge` — or, without one, by those of the register as
+/// replayed so far (the register's first pass).
+fn replay(space: &str, doc_id: &DocId, changes: &[(Change, Vec<u8>)], judge: Option<&SpaceView>) -> Result<Replay> {
     // A change automerge merges but does not give back the same (see
     // `rederives`) spoils the document it went into: start again without it.
     // So does one after which the document does not load from its save:
@@ -1831,7 +1834,7 @@ fn replay(space: &str, doc_id: &DocId, changes: &[(Change, Vec<u8>)], revocation
     let mut spoilers: HashSet<ChangeHash> = HashSet::new();
     let mut careful = false;
     loop {
-        match replay_once(space, doc_id, changes, revocations, &spoilers, careful)? {
+        match replay_once(space, doc_id, changes, judge, &spoilers, careful)? {
             Ok(r) if careful || reloads(&r.doc) => return Ok(r),
             Ok(_) => careful = true,
             Err(h) if spoilers.insert(h) => {}
@@ -1844,7 +1847,7 @@ fn replay_once(
     space: &str,
     doc_id: &DocId,
     changes: &[(Change, Vec<u8>)],
-    revocations: &SpaceView,
+    judge: Option<&SpaceView>,
     spoilers: &HashSet<ChangeHash>,
     careful: bool,
 ) -> Result<std::result::Result<Replay, ChangeHash>> {
@@ -1883,6 +1886,7 @@ fn replay_once(
             r.dropped.push((c.clone(), sig.clone(), reason));
             continue;
         }
+        let revocations = judge.unwrap_or(&r.view);
         let verdict = if *doc_id == DocId::Space {
             let (doc, view) = (&r.doc, &r.view);
             contained(|| trust::check_space_change(space, doc, view, revocations, c, &[], true).map(|_| ()))
@@ -1960,25 +1964,26 @@ fn rebuild(inner: &mut Inner, space: &str, doc_id: &DocId) -> Result<bool> {
         }
     }
     let mut result = if *doc_id == DocId::Space {
-        // Start from the register of every change, then judge by the result's own revocations.
-        let mut everything = Automerge::new();
-        for i in causal_order(&all) {
-            let c = all[i].0.clone();
-            let _ = contained(|| everything.apply_changes([c]));
-        }
-        let mut revocations = SpaceView::read(&everything)?;
-        let mut r = replay(space, doc_id, &all, &revocations)?;
+        // First take the changes in canonical order, each judged by the
+        // revocations taken before it: of two admins cutting each other off,
+        // the first in that order stands and the other's cut is beyond it.
+        // Then judge every change by the revocations that pass yields, until
+        // they are those of the result: a revoked device's changes that came
+        // before its revocation in that order, but beyond its cut, go.
+        let mut r = replay(space, doc_id, &all, None)?;
         for _ in 0..4 {
-            if r.view.revocations() == revocations.revocations() {
+            let revocations = SpaceView::read(&r.doc)?;
+            let next = replay(space, doc_id, &all, Some(&revocations))?;
+            let settled = SpaceView::read(&next.doc)?.revocations() == revocations.revocations();
+            r = next;
+            if settled {
                 break;
             }
-            revocations = SpaceView::read(&r.doc)?;
-            r = replay(space, doc_id, &all, &revocations)?;
         }
         r
     } else {
         let revocations = view(inner, space)?.clone();
-        replay(space, doc_id, &all, &revocations)?
+        replay(space, doc_id, &all, Some(&revocations))?
     };
     let had: HashSet<ChangeHash> = old.get_heads().into_iter().collect();
     let now: HashSet<ChangeHash> = result.doc.get_heads().into_iter().collect();
