@@ -1050,7 +1050,7 @@ pub(crate) fn attested_i64(doc: &Automerge, obj: &ObjId, key: &str) -> Option<i6
     let at = get_i64(doc, obj, key)?;
     // The change of the operation that wrote this very value.
     let (_, op) = doc.get(obj, key).ok()??;
-    let change = doc.hash_for_opid(&op).and_then(|h| doc.get_change_meta_by_hash(&h).map(|m| m.timestamp))?;
+    let change = doc.hash_for_opid(&op).and_then(|h| doc.get_change_by_hash(&h).map(|c| c.timestamp()))?;
     (at <= change).then_some(at)
 }
 

@@ -2011,6 +2011,9 @@ fn rebuild(inner: &mut Inner, space: &str, doc_id: &DocId) -> Result<bool> {
         tx.prepare_cached("UPDATE docs SET snapshot = ?3, compacted_at = ?4 WHERE space_id = ?1 AND doc_id = ?2")?
             .execute(params![space, did, result.doc.save(), now_ms()])?;
         tx.prepare_cached("DELETE FROM chunks WHERE space_id = ?1 AND doc_id = ?2")?.execute(params![space, did])?;
+        if !dropped.is_empty() {
+            keep_high_water(&tx, space)?;
+        }
         {
             let mut del = tx.prepare_cached(
                 "DELETE FROM changes WHERE space_id = ?1 AND doc_id = ?2 AND actor = ?3 AND seq = ?4",
@@ -2329,13 +2332,19 @@ fn add_change_rows<'a>(
         ])?;
         arrived.push(next);
     }
-    if !arrived.is_empty() {
-        tx.prepare_cached(
-            "INSERT INTO arrivals (space_id, last) VALUES (?1, ?2) ON CONFLICT (space_id) DO UPDATE SET last = excluded.last",
-        )?
-        .execute(params![space, seq_sql(next)])?;
-    }
     Ok(arrived)
+}
+
+/// Before rows leave `changes`, keep the highest arrival number given, so
+/// that none is given again (see `max_arrived`).
+fn keep_high_water(tx: &Connection, space: &str) -> Result<()> {
+    let last = max_arrived(tx, space)?;
+    tx.prepare_cached(
+        "INSERT INTO arrivals (space_id, last) VALUES (?1, ?2)
+         ON CONFLICT (space_id) DO UPDATE SET last = max(last, excluded.last)",
+    )?
+    .execute(params![space, seq_sql(last)])?;
+    Ok(())
 }
 
 /// Keep changes aside in `held` (a device not known yet, a change cut off
