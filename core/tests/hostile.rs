@@ -316,3 +316,27 @@ fn a_flood_of_bad_changes_leaves_a_bounded_audit_trail() {
     let after = w.admin.refusals(&w.space).expect("audit").len() - before;
     assert_eq!(after, rows + 3, "the flood did not crowd out another device's refusals");
 }
+
+/// A change that makes an object under a sequence key of a map (an insert
+/// into a map) and writes into it: automerge merges it, and walking the
+/// object's path then panics inside automerge. In a batch merged in one call
+/// that walk ran outside containment and the panic escaped the store (found
+/// by the `change_mutate` fuzzer); now the batch is merged again one change
+/// at a time and the change refused.
+#[test]
+fn an_object_under_a_sequence_key_of_a_map_is_refused_without_a_panic() {
+    let w = world();
+    let doc = DocId::own_public(&w.resident, "2026");
+    let honest = craft(&w.admin, &w.space, &doc, &w.key, &w.key, |tx| {
+        let m = tx.put_object(ROOT, "m", automerge::ObjType::Map).expect("m");
+        let x = tx.put_object(&m, "x", automerge::ObjType::Map).expect("x");
+        tx.put(&x, "k", 1).expect("k");
+    });
+    let hostile = forge(&honest, &w.space, &doc, &w.key, |e| {
+        e.operations[1].key = automerge::legacy::Key::Seq(automerge::legacy::ElementId::Head);
+        e.operations[1].insert = true;
+    });
+    let r = w.admin.apply(&w.space, &doc, vec![hostile]).expect("a report, not a panic");
+    assert!(r.accepted.is_empty() && r.refused.len() == 1, "{r:?}");
+    still_serving(&w, &doc);
+}

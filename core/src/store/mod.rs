@@ -1688,8 +1688,19 @@ fn merge(
             return Ok(Attempt::Together);
         }
         if projected(doc_id) {
-            for (c, _) in &accepted.changes {
-                accepted.writes.extend(space::change_writes(doc, c).unwrap_or_default());
+            // Walking a hostile change's objects can panic inside automerge:
+            // then the batch goes again one change at a time, where each
+            // walk is contained and the culprit refused.
+            let changes = &accepted.changes;
+            let walked = contained(|| {
+                changes.iter().flat_map(|(c, _)| space::change_writes(doc, c).unwrap_or_default()).collect::<Vec<_>>()
+            });
+            match walked {
+                Some(writes) => accepted.writes.extend(writes),
+                None => {
+                    evict(inner, space, doc_id);
+                    return Ok(Attempt::Together);
+                }
             }
         }
     }
@@ -1742,11 +1753,21 @@ fn merge(
         Vec::new()
     };
     let outcome = Outcome { accepted: &accepted, refused: &refused, flags: &flags, held: &held, held_done: &done };
-    match persist(inner, space, doc_id, &outcome, Some(&current)) {
-        Ok(arrived) => report.arrived = arrived,
-        Err(e) => {
+    // The query tables are read from the merged document: a walk that
+    // panics inside automerge rolls the transaction back, and the batch goes
+    // again one change at a time (the last of them refused if it still does).
+    match contained(|| persist(inner, space, doc_id, &outcome, Some(&current))) {
+        Some(Ok(arrived)) => report.arrived = arrived,
+        Some(Err(e)) => {
             evict(inner, space, doc_id);
             return Err(e);
+        }
+        None => {
+            evict(inner, space, doc_id);
+            return Ok(match report.accepted.last() {
+                Some(h) if !together => Attempt::Panicked(*h),
+                _ => Attempt::Together,
+            });
         }
     }
     let revocations_after = revocations_before.is_some().then(|| current.revocations());
