@@ -108,14 +108,20 @@ impl DeviceKey {
 
 /// `tag ‖ space ‖ "\n" ‖ doc ‖ "\n" ‖ hash`: neither id can hold a newline.
 fn change_message(space: &str, doc: &DocId, hash: &ChangeHash) -> Vec<u8> {
-    let doc = doc.to_string();
-    let mut m = Vec::with_capacity(CHANGE_TAG.len() + space.len() + doc.len() + 34);
-    m.extend_from_slice(CHANGE_TAG);
-    m.extend_from_slice(space.as_bytes());
-    m.push(b'\n');
-    m.extend_from_slice(doc.as_bytes());
-    m.push(b'\n');
-    m.extend_from_slice(&hash.0);
+    lines(CHANGE_TAG, &[space.as_bytes(), doc.to_string().as_bytes(), &hash.0])
+}
+
+/// `tag ‖ part ‖ "\n" ‖ part …`: what a device signs, its parts joined by
+/// newlines (no id can hold one; the last part may be raw bytes).
+pub(crate) fn lines(tag: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(tag.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+    m.extend_from_slice(tag);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            m.push(b'\n');
+        }
+        m.extend_from_slice(part);
+    }
     m
 }
 

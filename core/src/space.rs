@@ -1204,13 +1204,7 @@ pub const REDEEM_TAG: &[u8] = b"linli/redeem/v1\0";
 
 /// What an invite key signs to admit `device`: `space ‖ "\n" ‖ invite ‖ "\n" ‖ device`.
 pub fn redemption_message(space: &str, invite: &str, device: &DeviceId) -> Vec<u8> {
-    let mut m = Vec::with_capacity(space.len() + invite.len() + 34);
-    m.extend_from_slice(space.as_bytes());
-    m.push(b'\n');
-    m.extend_from_slice(invite.as_bytes());
-    m.push(b'\n');
-    m.extend_from_slice(&device.0);
-    m
+    crate::identity::lines(b"", &[space.as_bytes(), invite.as_bytes(), &device.0])
 }
 
 /// Whether a register change by `device` is a redemption of an invite open in

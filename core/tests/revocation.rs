@@ -156,8 +156,18 @@ fn vote_spec() -> VoteSpec {
     }
 }
 
-#[test]
-fn a_revoked_tablet_cannot_vote_for_its_member() {
+/// A coordinator, a resident with a phone and a tablet (whose key the test
+/// holds), and an open vote.
+struct TabletVote {
+    coord: common::Phone,
+    space: String,
+    resident_phone: common::Phone,
+    resident: String,
+    tablet: DeviceKey,
+    vote: String,
+}
+
+fn tablet_vote() -> TabletVote {
     let coord = phone();
     let space = coord.create_space("s", "coord").expect("create");
     let (resident_phone, resident) = join(&coord, &space, "resident");
@@ -170,6 +180,12 @@ fn a_revoked_tablet_cannot_vote_for_its_member() {
         .expect("tablet");
     let vote = poll::create(&coord, &space, &vote_spec()).expect("vote");
     poll::open(&coord, &space, &vote).expect("open");
+    TabletVote { coord, space, resident_phone, resident, tablet, vote }
+}
+
+#[test]
+fn a_revoked_tablet_cannot_vote_for_its_member() {
+    let TabletVote { coord, space, resident_phone, resident, tablet, vote } = tablet_vote();
     push(&coord, &resident_phone, &space);
     // The tablet is lost and revoked before it ever voted.
     coord
@@ -201,18 +217,7 @@ fn a_revoked_tablet_cannot_vote_for_its_member() {
 
 #[test]
 fn a_ballot_merged_before_its_devices_revocation_arrives_is_removed() {
-    let coord = phone();
-    let space = coord.create_space("s", "coord").expect("create");
-    let (resident_phone, resident) = join(&coord, &space, "resident");
-    let tablet = DeviceKey::generate().expect("key");
-    coord
-        .edit_space(
-            &space,
-            &[SpaceEdit::AddDevice { member: resident.clone(), device: tablet.id(), label: "t".into() }],
-        )
-        .expect("tablet");
-    let vote = poll::create(&coord, &space, &vote_spec()).expect("vote");
-    poll::open(&coord, &space, &vote).expect("open");
+    let TabletVote { coord, space, resident_phone, resident, tablet, vote } = tablet_vote();
     // The server holds everything so far; the tablet is then revoked on the
     // coordinator's phone, which has not yet synced.
     let server = phone();

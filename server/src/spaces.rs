@@ -104,11 +104,12 @@ impl Spaces {
             Some(s) => self.get(s)?,
             None => None,
         };
+        let handle = |store: &Store, creators: &Creators| match route {
+            Route::Sync => sync::serve_sync(store, creators, header, body, now),
+            Route::Join => sync::serve_join(store, header, body, now),
+        };
         if let Some(store) = held {
-            return match route {
-                Route::Sync => sync::serve_sync(&store, creators, header, body, now),
-                Route::Join => sync::serve_join(&store, header, body, now),
-            };
+            return handle(&store, creators);
         }
         let founding = route == Route::Sync
             && sync::authenticate(&self.device_id(), header, sync::SYNC_PATH, body, now)
@@ -117,17 +118,14 @@ impl Spaces {
             Some(space) if founding => {
                 let path = self.path(&space).ok_or_else(|| ServeError::BadRequest("malformed space id".into()))?;
                 let store = self.opened(&space, &path)?;
-                let served = sync::serve_sync(&store, creators, header, body, now);
+                let served = handle(&store, creators);
                 if !store.holds_space(&space)? {
                     drop(store);
                     self.discard(&space, &path);
                 }
                 served
             }
-            _ => match route {
-                Route::Sync => sync::serve_sync(&self.home, &Creators::Nobody, header, body, now),
-                Route::Join => sync::serve_join(&self.home, header, body, now),
-            },
+            _ => handle(&self.home, &Creators::Nobody),
         }
     }
 

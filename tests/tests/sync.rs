@@ -153,8 +153,15 @@ fn a_restarted_or_replaced_server_gets_everything_back() {
     assert_eq!(fresh.store(&space).view(&space).expect("view"), coord.view(&space).expect("view"));
 }
 
-/// A signed request with any body, as an attacker or a broken client would send it.
+/// A signed request with any body, as an attacker or a broken client would
+/// send it; the answer as text.
 fn raw(base: &str, key: &DeviceKey, body: &[u8], header: Option<String>) -> (u16, String) {
+    let (status, bytes) = raw_with(base, key, body, header);
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The same, the answer as bytes; signed by `key` unless `header` is given.
+fn raw_with(base: &str, key: &DeviceKey, body: &[u8], header: Option<String>) -> (u16, Vec<u8>) {
     let peer = linli_core::sync::Transport::peer(&http(base)).expect("the server's identity");
     let header =
         header.unwrap_or_else(|| auth::header_with_key(key, &peer, SYNC_PATH, now_ms(), body).expect("header"));
@@ -165,7 +172,7 @@ fn raw(base: &str, key: &DeviceKey, body: &[u8], header: Option<String>) -> (u16
         .send()
         .expect("send");
     let status = resp.status().as_u16();
-    (status, resp.text().unwrap_or_default())
+    (status, resp.bytes().map(|b| b.to_vec()).unwrap_or_default())
 }
 
 #[test]
@@ -342,7 +349,7 @@ fn refusals_reveal_nothing_of_another_members_private_documents() {
             cursor: 0,
             batches: vec![DocBatch::changes(doc, vec![signed])],
         };
-        let (status, body) = raw_bytes(&server.base, &tablet, &req.encode());
+        let (status, body) = raw_with(&server.base, &tablet, &req.encode(), None);
         assert_eq!(status, 200);
         let r = linli_core::sync::wire::Response::decode(&body).expect("answer").results;
         assert_eq!(r.len(), 1);
@@ -359,18 +366,4 @@ fn refusals_reveal_nothing_of_another_members_private_documents() {
     assert_eq!(to_b.0, 0);
     assert!(!to_b.1, "no 'missing history' for a document the sender may not read");
     assert!(server.store(&space).heads(&space, &DocId::own_private("c", "2026")).expect("heads").is_empty());
-}
-
-/// POST a body signed by `key`; the status and the raw answer.
-fn raw_bytes(base: &str, key: &DeviceKey, body: &[u8]) -> (u16, Vec<u8>) {
-    let peer = linli_core::sync::Transport::peer(&http(base)).expect("the server's identity");
-    let header = auth::header_with_key(key, &peer, SYNC_PATH, now_ms(), body).expect("header");
-    let resp = reqwest::blocking::Client::new()
-        .post(format!("{base}{SYNC_PATH}"))
-        .header(auth::HEADER, header)
-        .body(body.to_vec())
-        .send()
-        .expect("send");
-    let status = resp.status().as_u16();
-    (status, resp.bytes().map(|b| b.to_vec()).unwrap_or_default())
 }
