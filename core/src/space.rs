@@ -7,11 +7,16 @@
 //! members   { <member>: { name, status, joined_at, household?,
 //!                          roles:   { <role>: bool },
 //!                          devices: { <device hex>: { label, added_at, revoked_at? } } } }
-//! units     { <unit>: { building, entrance, room, area_centi, grid?, household? } }
+//! units     { <unit>: { building, entrance, room, area_centi, grid?, household?,
+//!                        developer?,   -- unsold or undelivered, held by the developer
+//!                        voter? } }    -- the co-owner designated to vote for it
 //! households{ <household>: { label } }
-//! links     { "<member>:<unit>": { member, unit, relation, verified, verified_by? } }
+//! links     { "<member>:<unit>": { member, unit, relation, verified, verified_by?, verified_at?,
+//!                                  withdrawn_at?, withdrawn_by?,   -- verification withdrawn
+//!                                  ended_at?, ended_by? } }        -- the link ended (a sale)
 //! grids     { <grid>: { name } }
-//! invites   { <invite>: { key, member, created_by, created_at, expires_at, redeemed_by? } }
+//! invites   { <invite>: { key, member, created_by, created_at, expires_at, redeemed_by?,
+//!                         revoked_at?, revoked_by? } }
 //! ```
 //!
 //! Every map that two replicas could create concurrently is created once, in
@@ -26,6 +31,14 @@
 //! sees identically, and it errs on the side of less authority.
 //!
 //! Floor area is kept exactly, in hundredths of a square metre.
+//!
+//! **Members without a phone.** A coordinator adds a member with no device
+//! ([`SpaceEdit::AddMember`]): they are active at once, take part through
+//! what coordinators and interviewers enter for them, and can be given a
+//! phone later by an invite naming them (`Store::invite_member`), which keeps everything done for them. An ended link or a
+//! withdrawn verification stays in the document, dated, but no longer reads
+//! as a link or a verification; a vote already open keeps the electorate it
+//! froze at its opening.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -191,6 +204,14 @@ impl Member {
     pub fn is_privileged(&self) -> bool {
         self.has(Role::Coordinator) || self.has(Role::Admin)
     }
+
+    /// Whether an invite may name this member: invited or active, with no
+    /// device yet and no coordinator or admin rights.
+    pub fn awaits_phone(&self) -> bool {
+        matches!(self.status, MemberStatus::Invited | MemberStatus::Active)
+            && self.devices.is_empty()
+            && !self.is_privileged()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +223,23 @@ pub struct Unit {
     pub area_centi: i64,
     pub grid: Option<String>,
     pub household: Option<String>,
+    /// Unsold or undelivered, still the developer's (counts as one head with
+    /// the developer's other such units in an owners' decision).
+    pub developer: bool,
+    /// The co-owner designated to vote for the unit.
+    pub voter: Option<String>,
+}
+
+impl Unit {
+    /// How a notice names the unit: building, entrance, room.
+    pub fn label(&self) -> String {
+        [&self.building, &self.entrance, &self.room]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("-")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,6 +264,8 @@ pub struct Invite {
     /// Every phone that redeemed it (`claim:<device>`, the invite key's
     /// proof); all but `redeemed_by` were too late.
     pub claims: BTreeSet<DeviceId>,
+    /// When a coordinator revoked it, if one did: it admits no phone after.
+    pub revoked_at: Option<i64>,
 }
 
 /// The register as the merged space document says it is.
@@ -611,16 +651,13 @@ pub fn authorize(pre: &SpaceView, author: &Author, writes: &[Write], at: i64) ->
         }
         Author::InviteBearer(invite_id) => {
             let inv = pre.invites.get(invite_id).ok_or(Refusal::BadInvite)?;
-            if inv.redeemed_by.is_some() || at > inv.expires_at {
+            if inv.redeemed_by.is_some() || inv.revoked_at.is_some() || at > inv.expires_at {
                 return Err(Refusal::BadInvite);
             }
-            // An invite admits one phone to a member still waiting for one:
-            // never to a member with devices, nor to a coordinator or admin
-            // (whoever wrote the invite).
-            let waiting = pre
-                .members
-                .get(&inv.member)
-                .is_some_and(|m| m.status == MemberStatus::Invited && m.devices.is_empty() && !m.is_privileged());
+            // An invite admits one phone to a member still waiting for one
+            // (invited, or registered without a phone): never to a member with
+            // devices, nor to a coordinator or admin (whoever wrote the invite).
+            let waiting = pre.members.get(&inv.member).is_some_and(Member::awaits_phone);
             if !waiting {
                 return Err(Refusal::BadInvite);
             }
@@ -740,6 +777,40 @@ pub enum SpaceEdit {
         unit: String,
         by: String,
     },
+    /// A coordinator withdraws an owner's verification (dated).
+    WithdrawVerification {
+        member: String,
+        unit: String,
+        by: String,
+    },
+    /// The link ends (a unit sold, a tenant moved out), dated.
+    EndLink {
+        member: String,
+        unit: String,
+        by: String,
+    },
+    /// A unit's grid and household (None: none).
+    SetUnitPlace {
+        unit: String,
+        grid: Option<String>,
+        household: Option<String>,
+    },
+    /// Whether a unit is unsold or undelivered, still the developer's.
+    SetDeveloperUnit {
+        unit: String,
+        developer: bool,
+    },
+    /// The co-owner who votes for a unit (None: any co-owner, by the
+    /// documented rule of owners' decisions).
+    DesignateVoter {
+        unit: String,
+        member: Option<String>,
+    },
+    /// An invite not yet redeemed admits no phone from now on.
+    RevokeInvite {
+        invite: String,
+        by: String,
+    },
 }
 
 impl SpaceEdit {
@@ -756,10 +827,15 @@ impl SpaceEdit {
             SpaceEdit::AddGrid { grid, .. } => (Section::Grids, grid.clone()),
             SpaceEdit::SetSupportThreshold { .. } => return Touched(BTreeMap::new(), true),
             SpaceEdit::AddHousehold { household, .. } => (Section::Households, household.clone()),
-            SpaceEdit::AddUnit { unit, .. } => (Section::Units, unit.clone()),
-            SpaceEdit::Link { member, unit, .. } | SpaceEdit::VerifyOwner { member, unit, .. } => {
-                (Section::Links, link_key(member, unit))
-            }
+            SpaceEdit::AddUnit { unit, .. }
+            | SpaceEdit::SetUnitPlace { unit, .. }
+            | SpaceEdit::SetDeveloperUnit { unit, .. }
+            | SpaceEdit::DesignateVoter { unit, .. } => (Section::Units, unit.clone()),
+            SpaceEdit::Link { member, unit, .. }
+            | SpaceEdit::VerifyOwner { member, unit, .. }
+            | SpaceEdit::WithdrawVerification { member, unit, .. }
+            | SpaceEdit::EndLink { member, unit, .. } => (Section::Links, link_key(member, unit)),
+            SpaceEdit::RevokeInvite { invite, .. } => (Section::Invites, invite.clone()),
         };
         let mut t = Touched::default();
         t.insert(section, BTreeSet::from([key]));
@@ -873,7 +949,8 @@ pub fn apply_edit<T: Transactable>(tx: &mut T, pre: &SpaceView, edit: &SpaceEdit
             require(pre.units.contains_key(unit), "unknown unit")?;
             let key = link_key(member, unit);
             let links = section(tx, Section::Links)?;
-            match map_at(tx, &links, &key) {
+            // A link that ended (a sale) is made afresh: unverified, undated.
+            match map_at(tx, &links, &key).filter(|_| pre.links.contains_key(&key)) {
                 Some(l) => tx.put(&l, "relation", relation.as_str())?,
                 None => {
                     let l = tx.put_object(&links, key.as_str(), ObjType::Map)?;
@@ -893,8 +970,69 @@ pub fn apply_edit<T: Transactable>(tx: &mut T, pre: &SpaceView, edit: &SpaceEdit
             tx.put(&l, "verified_by", by.as_str())?;
             tx.put(&l, "verified_at", now)?;
         }
+        SpaceEdit::WithdrawVerification { member, unit, by } => {
+            let key = link_key(member, unit);
+            require(pre.links.get(&key).is_some_and(|l| l.verified), "no verified owner link to withdraw")?;
+            let l = link_obj(tx, &key)?;
+            tx.put(&l, "verified", false)?;
+            tx.put(&l, "withdrawn_by", by.as_str())?;
+            tx.put(&l, "withdrawn_at", now)?;
+        }
+        SpaceEdit::EndLink { member, unit, by } => {
+            let key = link_key(member, unit);
+            require(pre.links.contains_key(&key), "no such link")?;
+            let l = link_obj(tx, &key)?;
+            tx.put(&l, "verified", false)?;
+            tx.put(&l, "ended_by", by.as_str())?;
+            tx.put(&l, "ended_at", now)?;
+        }
+        SpaceEdit::SetUnitPlace { unit, grid, household } => {
+            require(pre.units.contains_key(unit), "unknown unit")?;
+            require(grid.as_ref().is_none_or(|g| pre.grids.contains_key(g)), "unknown grid")?;
+            require(household.as_ref().is_none_or(|h| pre.households.contains_key(h)), "unknown household")?;
+            let u = unit_obj(tx, unit)?;
+            for (key, value) in [("grid", grid), ("household", household)] {
+                match value {
+                    Some(v) => tx.put(&u, key, v.as_str())?,
+                    None => tx.delete(&u, key)?,
+                }
+            }
+        }
+        SpaceEdit::SetDeveloperUnit { unit, developer } => {
+            require(pre.units.contains_key(unit), "unknown unit")?;
+            let u = unit_obj(tx, unit)?;
+            tx.put(&u, "developer", *developer)?;
+        }
+        SpaceEdit::DesignateVoter { unit, member } => {
+            require(pre.units.contains_key(unit), "unknown unit")?;
+            let u = unit_obj(tx, unit)?;
+            match member {
+                Some(m) => {
+                    let owner = pre.links.get(&link_key(m, unit)).is_some_and(|l| l.relation == Relation::Owner);
+                    require(owner, "only an owner of the unit can be designated to vote for it")?;
+                    tx.put(&u, "voter", m.as_str())?;
+                }
+                None => tx.delete(&u, "voter")?,
+            }
+        }
+        SpaceEdit::RevokeInvite { invite, by } => {
+            let inv = pre.invites.get(invite).ok_or_else(|| Error::NotFound("invite".into()))?;
+            require(inv.redeemed_by.is_none(), "the invite was already used")?;
+            let invites = section(tx, Section::Invites)?;
+            let i = map_at(tx, &invites, invite).ok_or_else(|| Error::Internal("invite entry missing".into()))?;
+            tx.put(&i, "revoked_by", by.as_str())?;
+            tx.put(&i, "revoked_at", now)?;
+        }
     }
     Ok(())
+}
+
+fn link_obj<R: ReadDoc>(doc: &R, key: &str) -> Result<ObjId> {
+    map_at(doc, &ROOT, "links").and_then(|ls| map_at(doc, &ls, key)).ok_or_else(|| Error::NotFound("link".into()))
+}
+
+fn unit_obj<R: ReadDoc>(doc: &R, unit: &str) -> Result<ObjId> {
+    map_at(doc, &ROOT, "units").and_then(|us| map_at(doc, &us, unit)).ok_or_else(|| Error::NotFound("unit".into()))
 }
 
 /// The genesis change's content: the register's maps and the creator as admin.
@@ -937,12 +1075,17 @@ pub(crate) struct NewInvite<'a> {
     pub roles: &'a [Role],
     pub created_by: &'a str,
     pub expires_at: i64,
+    /// The member is already registered (without a phone): the invite adds
+    /// no member entry, and redeeming it keeps what was done for them.
+    pub existing: bool,
 }
 
 /// An invite: a pending member and the public key the invite's bearer will sign with.
 pub(crate) fn write_invite<T: Transactable>(tx: &mut T, inv: &NewInvite<'_>, now: i64) -> Result<()> {
-    let members = map_at(tx, &ROOT, "members").ok_or_else(|| Error::Internal("members map".into()))?;
-    write_member(tx, &members, inv.member, inv.name, MemberStatus::Invited, inv.roles, now)?;
+    if !inv.existing {
+        let members = map_at(tx, &ROOT, "members").ok_or_else(|| Error::Internal("members map".into()))?;
+        write_member(tx, &members, inv.member, inv.name, MemberStatus::Invited, inv.roles, now)?;
+    }
     let invites = map_at(tx, &ROOT, "invites").ok_or_else(|| Error::Internal("invites map".into()))?;
     let i = tx.put_object(&invites, inv.invite, ObjType::Map)?;
     tx.put(&i, "key", inv.key.to_hex())?;
@@ -1171,10 +1314,16 @@ fn read_unit<R: ReadDoc>(doc: &R, obj: &ObjId) -> Unit {
         area_centi: get_i64(doc, obj, "area_centi").unwrap_or_default(),
         grid: get_str(doc, obj, "grid"),
         household: get_str(doc, obj, "household"),
+        developer: get_bool(doc, obj, "developer").unwrap_or(false),
+        voter: get_str(doc, obj, "voter"),
     }
 }
 
+/// A link as the register holds it now: an ended link is no link.
 fn read_link<R: ReadDoc>(doc: &R, obj: &ObjId) -> Option<Link> {
+    if get_i64(doc, obj, "ended_at").is_some() {
+        return None;
+    }
     Some(Link {
         member: get_str(doc, obj, "member")?,
         unit: get_str(doc, obj, "unit")?,
@@ -1193,6 +1342,7 @@ fn read_invite<R: ReadDoc>(doc: &R, obj: &ObjId) -> Option<Invite> {
         expires_at: get_i64(doc, obj, "expires_at").unwrap_or_default(),
         redeemed_by: get_str(doc, obj, "redeemed_by").and_then(|h| DeviceId::from_hex(&h).ok()),
         claims: doc.keys(obj).filter_map(|k| k.strip_prefix(CLAIM).and_then(|d| DeviceId::from_hex(d).ok())).collect(),
+        revoked_at: get_i64(doc, obj, "revoked_at"),
     })
 }
 

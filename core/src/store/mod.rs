@@ -142,6 +142,8 @@ pub struct MemberRow {
     pub name: String,
     pub status: String,
     pub roles: Vec<Role>,
+    /// Devices not revoked (0: a member without a phone).
+    pub phones: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -576,15 +578,57 @@ impl Store {
     /// Make a one-time invite for a new member with `roles`. The returned code
     /// carries the space id and the invite's secret key; it fits in a QR code.
     pub fn create_invite(&self, space: &str, name: &str, roles: &[Role], ttl_ms: Option<i64>) -> Result<Invitation> {
+        self.invite(space, None, name, roles, ttl_ms)
+    }
+
+    /// Register a member who has no phone (coordinators): active at once, so
+    /// they are in every electorate and audience they belong to, and take
+    /// part through what coordinators and interviewers enter for them.
+    /// Returns their member id.
+    pub fn add_member(&self, space: &str, name: &str, roles: &[Role]) -> Result<String> {
+        let member = new_id()?;
+        self.edit_space(
+            space,
+            &[SpaceEdit::AddMember { member: member.clone(), name: name.into(), roles: roles.to_vec() }],
+        )?;
+        Ok(member)
+    }
+
+    /// Make a one-time invite that gives a phone to a member registered
+    /// without one. What was entered for them (paper ballots, answers taken
+    /// at their door, hours) stays theirs; the register's name is kept.
+    pub fn invite_member(&self, space: &str, member: &str, ttl_ms: Option<i64>) -> Result<Invitation> {
+        let m = self.with_view(space, |v| v.members.get(member).cloned())?;
+        let m = m.ok_or_else(|| Error::NotFound("member".into()))?;
+        if !m.awaits_phone() {
+            return Err(Error::Invalid(
+                "an invite names a member with no phone yet, who is not a coordinator or admin".into(),
+            ));
+        }
+        self.invite(space, Some(member), &m.name, &[], ttl_ms)
+    }
+
+    fn invite(
+        &self,
+        space: &str,
+        existing: Option<&str>,
+        name: &str,
+        roles: &[Role],
+        ttl_ms: Option<i64>,
+    ) -> Result<Invitation> {
         let invite_key = DeviceKey::generate()?;
         let invite_id = new_id()?;
-        let member_id = new_id()?;
+        let member_id = match existing {
+            Some(m) => m.to_string(),
+            None => new_id()?,
+        };
         let (iid, mid, key_id) = (invite_id.clone(), member_id.clone(), invite_key.id());
         self.local_space_write(space, |tx, pre, me, now| {
-            if pre.members.contains_key(&mid) {
+            if existing.is_none() && pre.members.contains_key(&mid) {
                 return Err(Error::Internal("member id collision".into()));
             }
             let inv = space::NewInvite {
+                existing: existing.is_some(),
                 invite: &iid,
                 key: key_id,
                 member: &mid,
@@ -627,9 +671,14 @@ impl Store {
             .map(|(id, inv)| (id.clone(), inv.clone()))
             .ok_or(Error::Refused { doc: DocId::Space, reason: Refusal::BadInvite })?;
         let now = now_ms();
-        if invite.redeemed_by.is_some() || now > invite.expires_at {
+        if invite.redeemed_by.is_some() || invite.revoked_at.is_some() || now > invite.expires_at {
             return Err(Error::Refused { doc: DocId::Space, reason: Refusal::BadInvite });
         }
+        // A member registered without a phone keeps the name the register has.
+        let my_name = match pre.members.get(&invite.member) {
+            Some(m) if m.status == space::MemberStatus::Active => m.name.clone(),
+            _ => my_name.to_string(),
+        };
         // The redemption is this phone's own change, carrying the invite
         // key's proof that it may make it.
         let proof =
@@ -638,7 +687,7 @@ impl Store {
         let mut trial = doc.clone();
         trial.set_actor(self.device.actor());
         let mut tx = trial.transaction();
-        space::write_redemption(&mut tx, &invite_id, &invite.member, my_name, &self.device, &proof, now)?;
+        space::write_redemption(&mut tx, &invite_id, &invite.member, &my_name, &self.device, &proof, now)?;
         tx.commit_with(CommitOptions::default().with_time(now_ms().max(now)));
         let change =
             trial.get_last_local_change().ok_or_else(|| Error::Internal("redemption produced no change".into()))?;
@@ -1076,7 +1125,10 @@ impl Store {
     pub fn members(&self, space: &str, offset: u32, limit: u32) -> Result<Vec<MemberRow>> {
         let inner = self.reader.lock().unwrap_or_else(|p| p.into_inner());
         let mut stmt = inner.prepare_cached(
-            "SELECT member_id, name, status, roles FROM members WHERE space_id = ?1 ORDER BY name, member_id LIMIT ?2 OFFSET ?3",
+            "SELECT m.member_id, m.name, m.status, m.roles,
+                    (SELECT count(*) FROM devices d
+                     WHERE d.space_id = m.space_id AND d.member_id = m.member_id AND d.revoked_at IS NULL)
+             FROM members m WHERE m.space_id = ?1 ORDER BY m.name, m.member_id LIMIT ?2 OFFSET ?3",
         )?;
         let rows = stmt.query_map(params![space, limit, offset], |r| {
             let roles: String = r.get(3)?;
@@ -1085,6 +1137,7 @@ impl Store {
                 name: r.get(1)?,
                 status: r.get(2)?,
                 roles: roles.split(',').filter_map(Role::parse).collect(),
+                phones: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
