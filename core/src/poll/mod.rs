@@ -16,7 +16,8 @@
 //! under a unique key `b/<ms>/<random>`: `{ for, mode, choice, at }`, where
 //! `mode` is `own`, `proxy` (cast by a proxy holder for `for`) or `paper`
 //! (entered by a coordinator at a meeting). A proxy grant is an entry
-//! `g/<ms>/<random>`: `{ to, at }` in the grantor's document. The receipt of
+//! `g/<ms>/<random>`: `{ to, at }` in the grantor's public document
+//! `own/<member>/pub/<vote>`, which the holder's phone reads. The receipt of
 //! a ballot is the hash of the change that wrote its entry.
 //!
 //! **The tally** ([`tally`]) is a pure function of the vote's item document
@@ -39,13 +40,16 @@
 //!    also voted on their phone is most likely a mistake); within a mode the
 //!    latest counts, ties broken by the greater receipt hash. The others are
 //!    `superseded`.
-//! 5. For owners' decisions (PRC Civil Code art. 278) the electorate is the
-//!    verified owners, one head each, weighted by the floor area of the units
-//!    they own (a co-owned unit is credited to its verified owner with the
-//!    smallest member id, so each unit counts once). Thresholds are compared
-//!    in exact integer arithmetic: participation ≥ 2/3 of the area and ≥ 2/3
-//!    of the heads; a special matter passes with ≥ 3/4 of the participating
-//!    area and heads, any other with more than half of both.
+//! 5. For owners' decisions (PRC Civil Code art. 278) the electorate is one
+//!    entry per head over every unit in scope, weighted by floor area, with
+//!    the denominators as the law counts them ([`owners`]). Thresholds are
+//!    compared in exact integer arithmetic: participation ≥ 2/3 of the total
+//!    exclusive area and ≥ 2/3 of all owners; a special matter passes with
+//!    ≥ 3/4 of the participating area and heads, any other with more than
+//!    half of both. An owners' decision is yes / no / abstain; its matter is
+//!    fixed in the open event.
+
+pub mod owners;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -58,6 +62,7 @@ use crate::doc::DocId;
 use crate::error::{Error, Result};
 use crate::space::{Role, SpaceView, get_i64, get_str, map_at};
 use crate::store::{Store, new_id, now_ms};
+pub use owners::{OwnersReport, UnitLine, UnitShare, UnitStanding};
 
 /// The audit status of a ballot that counted (any other status is the
 /// reason it was set aside).
@@ -135,9 +140,15 @@ pub enum Eligibility {
     },
     /// One ballot per household.
     Household,
-    /// Verified owners, weighted by floor area (art. 278).
+    /// An owners' decision (art. 278): verified owners vote, weighted by
+    /// floor area, over the units of the whole space, or of one building
+    /// and/or one grid.
     VerifiedOwners {
         matter: Matter,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        building: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grid: Option<String>,
     },
 }
 
@@ -176,6 +187,11 @@ impl VoteSpec {
             {
                 Err(Error::Invalid("multiple choice needs options and 0 ≤ min ≤ max ≤ options".into()))
             }
+            _ if matches!(self.eligibility, Eligibility::VerifiedOwners { .. })
+                && self.kind != VoteKind::YesNoAbstain =>
+            {
+                Err(Error::Invalid("an owners' decision is a yes / no / abstain vote".into()))
+            }
             _ => Ok(()),
         }
     }
@@ -197,6 +213,9 @@ pub struct Voter {
     pub members: Vec<String>,
     /// Floor area in hundredths of m² (owners' decisions; 0 otherwise).
     pub area_centi: i64,
+    /// Owners' decisions: the head's units, and who may vote for each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<UnitShare>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +237,8 @@ pub struct Vote {
     pub closed_at: Option<i64>,
     pub electorate: Vec<Voter>,
     pub hidden: bool,
+    /// An owners' decision's matter as the open event fixed it.
+    pub matter: Option<Matter>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -294,27 +315,13 @@ pub struct Threshold {
 
 impl Threshold {
     /// `num/den >= p/q` (or `>` when `strict`), in exact integer arithmetic.
-    fn new(what: &str, numerator: i64, denominator: i64, p: i64, q: i64, strict: bool) -> Threshold {
+    pub(crate) fn new(what: &str, numerator: i64, denominator: i64, p: i64, q: i64, strict: bool) -> Threshold {
         let lhs = i128::from(numerator) * i128::from(q);
         let rhs = i128::from(denominator) * i128::from(p);
         let met = denominator > 0 && if strict { lhs > rhs } else { lhs >= rhs };
         let bound = format!("{} {p}/{q}", if strict { ">" } else { ">=" });
         Threshold { what: what.into(), numerator, denominator, bound, met }
     }
-}
-
-/// The art. 278 report of an owners' decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OwnersReport {
-    pub matter: Matter,
-    pub participation_area: Threshold,
-    pub participation_heads: Threshold,
-    pub approval_area: Threshold,
-    pub approval_heads: Threshold,
-    /// Enough owners took part.
-    pub quorate: bool,
-    /// Quorate and approved.
-    pub passed: bool,
 }
 
 /// (很满意 + 满意 + 基本满意) / valid ballots, exactly, and in basis points.
@@ -377,7 +384,8 @@ impl Tally {
 /// vote opens; the result is frozen into the open event).
 pub fn electorate(view: &SpaceView, eligibility: &Eligibility) -> Vec<Voter> {
     let active = view.members.iter().filter(|(_, m)| m.status == crate::space::MemberStatus::Active);
-    let single = |id: &str| Voter { id: id.to_string(), members: vec![id.to_string()], area_centi: 0 };
+    let single =
+        |id: &str| Voter { id: id.to_string(), members: vec![id.to_string()], area_centi: 0, units: Vec::new() };
     let linked_to = |pred: &dyn Fn(&crate::space::Unit) -> bool| -> BTreeSet<String> {
         view.links.values().filter(|l| view.units.get(&l.unit).is_some_and(pred)).map(|l| l.member.clone()).collect()
     };
@@ -401,29 +409,13 @@ pub fn electorate(view: &SpaceView, eligibility: &Eligibility) -> Vec<Voter> {
                 let h = m.household.clone().unwrap_or_else(|| format!("member:{id}"));
                 by_household.entry(h).or_default().push(id.clone());
             }
-            by_household.into_iter().map(|(id, members)| Voter { id, members, area_centi: 0 }).collect()
-        }
-        Eligibility::VerifiedOwners { .. } => {
-            // Each unit once, credited to its verified owner with the smallest id.
-            let mut unit_owner: BTreeMap<&str, &str> = BTreeMap::new();
-            for l in view.verified_owners() {
-                let active =
-                    view.members.get(&l.member).is_some_and(|m| m.status == crate::space::MemberStatus::Active);
-                if !active {
-                    continue;
-                }
-                let e = unit_owner.entry(l.unit.as_str()).or_insert(l.member.as_str());
-                if l.member.as_str() < *e {
-                    *e = l.member.as_str();
-                }
-            }
-            let mut area: BTreeMap<&str, i64> = BTreeMap::new();
-            for (unit, owner) in unit_owner {
-                *area.entry(owner).or_default() += view.units.get(unit).map(|u| u.area_centi).unwrap_or(0);
-            }
-            area.into_iter()
-                .map(|(m, a)| Voter { id: m.to_string(), members: vec![m.to_string()], area_centi: a })
+            by_household
+                .into_iter()
+                .map(|(id, members)| Voter { id, members, area_centi: 0, units: Vec::new() })
                 .collect()
+        }
+        Eligibility::VerifiedOwners { building, grid, .. } => {
+            owners::electorate(view, building.as_deref(), grid.as_deref())
         }
     }
 }
@@ -439,8 +431,14 @@ pub fn tally(vote: &Vote, casts: &[Cast], grants: &[Grant], coordinators: &BTree
     let labels = spec.kind.labels();
     let opened = vote.opened_at.unwrap_or(i64::MAX);
     let closed = vote.closed_at.unwrap_or(i64::MAX);
-    let entry_of: HashMap<&str, &Voter> =
-        vote.electorate.iter().flat_map(|v| v.members.iter().map(move |m| (m.as_str(), v))).collect();
+    // A member may vote for several entries (an owner of two units with
+    // different co-owners is in two heads).
+    let mut entries_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (n, v) in vote.electorate.iter().enumerate() {
+        for m in &v.members {
+            entries_of.entry(m.as_str()).or_default().push(n);
+        }
+    }
 
     // Proxies in force: per grantor, grants in time order (then entry key);
     // per proxy holder, the first `proxy_limit` grantors by grant time.
@@ -478,7 +476,8 @@ pub fn tally(vote: &Vote, casts: &[Cast], grants: &[Grant], coordinators: &BTree
     let mut order: Vec<&Cast> = casts.iter().collect();
     order.sort_by(|a, b| a.receipt.cmp(&b.receipt).then(a.at.cmp(&b.at)));
     let mut status: Vec<String> = Vec::with_capacity(order.len());
-    let mut best: HashMap<&str, usize> = HashMap::new(); // electorate entry -> index in order
+    let mut best: BTreeMap<usize, usize> = BTreeMap::new(); // electorate entry -> index in order
+    let key = |c: &Cast| (c.mode.rank(), c.at, c.receipt);
     for (i, c) in order.iter().enumerate() {
         let verdict = if c.at < opened {
             Err("before_open")
@@ -493,43 +492,43 @@ pub fn tally(vote: &Vote, casts: &[Cast], grants: &[Grant], coordinators: &BTree
         } else if !spec.kind.accepts(&c.choice) {
             Err("invalid_choice")
         } else {
-            entry_of.get(c.voter.as_str()).map(|v| v.id.as_str()).ok_or("not_eligible")
+            entries_of.get(c.voter.as_str()).ok_or("not_eligible")
         };
         match verdict {
             Err(reason) => status.push(reason.to_string()),
-            Ok(entry) => {
-                status.push(COUNTED.into());
-                let key = |c: &Cast| (c.mode.rank(), c.at, c.receipt);
-                match best.get(entry) {
-                    Some(&j) if key(order[j]) >= key(c) => status[i] = "superseded".into(),
-                    Some(&j) => {
-                        status[j] = "superseded".into();
-                        best.insert(entry, i);
-                    }
-                    None => {
+            Ok(entries) => {
+                status.push("superseded".into());
+                for &entry in entries {
+                    if best.get(&entry).is_none_or(|&j| key(order[j]) < key(c)) {
                         best.insert(entry, i);
                     }
                 }
             }
         }
     }
+    for &i in best.values() {
+        status[i] = COUNTED.into();
+    }
 
-    let weight: HashMap<&str, &Voter> = vote.electorate.iter().map(|v| (v.id.as_str(), v)).collect();
     let eligible =
         Count { heads: vote.electorate.len() as i64, area_centi: vote.electorate.iter().map(|v| v.area_centi).sum() };
     let mut participating = Count::default();
     let mut options: Vec<OptionResult> =
         labels.iter().map(|l| OptionResult { label: l.clone(), count: Count::default() }).collect();
-    for (entry, &i) in &best {
-        let area = weight.get(entry).map(|v| v.area_centi).unwrap_or(0);
+    let mut counted: Vec<(&Voter, &str, &[u32])> = Vec::with_capacity(best.len());
+    for (&entry, &i) in &best {
+        let Some(head) = vote.electorate.get(entry) else { continue };
+        let c = order[i];
+        let area = owners::area_for(head, &c.voter);
         participating.heads += 1;
         participating.area_centi += area;
-        for &c in &order[i].choice {
-            if let Some(o) = options.get_mut(c as usize) {
+        for &choice in &c.choice {
+            if let Some(o) = options.get_mut(choice as usize) {
                 o.count.heads += 1;
                 o.count.area_centi += area;
             }
         }
+        counted.push((head, c.voter.as_str(), c.choice.as_slice()));
     }
     let satisfaction = matches!(spec.kind, VoteKind::Satisfaction).then(|| {
         let satisfied: i64 = options.iter().take(3).map(|o| o.count.heads).sum();
@@ -538,49 +537,8 @@ pub fn tally(vote: &Vote, casts: &[Cast], grants: &[Grant], coordinators: &BTree
         SatisfactionRate { satisfied, valid, basis_points }
     });
     let owners = match &spec.eligibility {
-        Eligibility::VerifiedOwners { matter } => {
-            let yes = options.first().map(|o| o.count).unwrap_or_default();
-            let (p, q, strict) = match matter {
-                Matter::Special => (3, 4, false),
-                Matter::Ordinary => (1, 2, true),
-            };
-            let participation_area = Threshold::new(
-                "participating area / eligible area",
-                participating.area_centi,
-                eligible.area_centi,
-                2,
-                3,
-                false,
-            );
-            let participation_heads = Threshold::new(
-                "participating owners / eligible owners",
-                participating.heads,
-                eligible.heads,
-                2,
-                3,
-                false,
-            );
-            let approval_area = Threshold::new(
-                "approving area / participating area",
-                yes.area_centi,
-                participating.area_centi,
-                p,
-                q,
-                strict,
-            );
-            let approval_heads =
-                Threshold::new("approving owners / participating owners", yes.heads, participating.heads, p, q, strict);
-            let quorate = participation_area.met && participation_heads.met;
-            let passed = quorate && approval_area.met && approval_heads.met;
-            Some(OwnersReport {
-                matter: *matter,
-                participation_area,
-                participation_heads,
-                approval_area,
-                approval_heads,
-                quorate,
-                passed,
-            })
+        Eligibility::VerifiedOwners { matter, .. } => {
+            Some(owners::report(vote.matter.unwrap_or(*matter), &vote.electorate, &counted))
         }
         _ => None,
     };
@@ -607,7 +565,7 @@ pub fn tally(vote: &Vote, casts: &[Cast], grants: &[Grant], coordinators: &BTree
         options,
         satisfaction,
         owners,
-        counted: best.len() as i64,
+        counted: counted.len() as i64,
         set_aside,
         audit,
     }
@@ -648,7 +606,11 @@ fn load_vote(store: &Store, space: &str, vote_id: &str, with_electorate: bool) -
         };
         // Hidden is one-way: any value ever written at `hidden` keeps it hidden.
         let hidden = spec.hide_results || d.get_all(ROOT, "hidden").map(|v| !v.is_empty()).unwrap_or(false);
-        Ok(Some(Vote { id: vote_id.to_string(), spec, stage, opened_at, closed_at, electorate, hidden }))
+        let matter = opened
+            .as_ref()
+            .and_then(|o| get_str(d, o, "matter"))
+            .and_then(|m| serde_json::from_value(serde_json::Value::String(m)).ok());
+        Ok(Some(Vote { id: vote_id.to_string(), spec, stage, opened_at, closed_at, electorate, hidden, matter }))
     })??;
     parsed.ok_or_else(|| Error::NotFound("vote".into()))
 }
@@ -719,10 +681,18 @@ pub fn open(store: &Store, space: &str, vote_id: &str) -> Result<usize> {
         tx.put(&o, "at", now_ms())?;
         tx.put(&o, "by", me.as_str())?;
         tx.put(&o, "electorate", json.as_str())?;
+        if let Eligibility::VerifiedOwners { matter, .. } = &v.spec.eligibility {
+            let matter = match matter {
+                Matter::Special => "special",
+                Matter::Ordinary => "ordinary",
+            };
+            tx.put(&o, "matter", matter)?;
+        }
         // Who may cast, for a cheap check when a ballot is cast.
         let members = tx.put_object(&o, "members", ObjType::Map)?;
+        let mut listed = BTreeSet::new();
         for v in &voters {
-            for m in &v.members {
+            for m in v.members.iter().filter(|m| listed.insert(m.as_str())) {
                 tx.put(&members, m.as_str(), v.id.as_str())?;
             }
         }
@@ -860,13 +830,16 @@ pub fn enter_paper_ballot(store: &Store, space: &str, vote_id: &str, voter: &str
 /// Give this member's proxy for a vote to another member (empty `to` withdraws it).
 pub fn grant_proxy(store: &Store, space: &str, vote_id: &str, to: &str) -> Result<()> {
     let me = store.my_member(space)?;
-    let v = vote(store, space, vote_id)?;
+    vote(store, space, vote_id)?;
     if !to.is_empty() && (to == me || !store.with_view(space, |v| v.members.contains_key(to))?) {
         return Err(Error::Invalid("a proxy goes to another member".into()));
     }
     let at = now_ms();
     let key = format!("g/{at:013}/{}", new_id()?);
-    store.write(space, &v.spec.ballot_doc(&me, vote_id), |tx| {
+    // In the grantor's public document, whatever the ballots' visibility:
+    // the holder's phone must read the grant to use it, and a proxy is a
+    // public fact of the meeting.
+    store.write(space, &DocId::own_public(&me, vote_id), |tx| {
         let g = tx.put_object(ROOT, key.as_str(), ObjType::Map)?;
         tx.put(&g, "to", to)?;
         tx.put(&g, "at", at)?;
