@@ -211,6 +211,9 @@ pub struct HoursRow {
     pub at: i64,
     pub coordinators: Option<Answer>,
     pub by_recipient: Option<Answer>,
+    /// The coordinator who logged them for a volunteer without a phone
+    /// (empty when the volunteer logged them).
+    pub entered_by: String,
 }
 
 /// Where hours stand. The one rule both the ledger and the hours list use.
@@ -241,6 +244,9 @@ impl HoursRow {
         if answer.by == self.volunteer {
             return Outcome::SetAside("a volunteer cannot confirm their own hours");
         }
+        if !self.entered_by.is_empty() && answer.by == self.entered_by {
+            return Outcome::SetAside("whoever logged hours for a volunteer cannot confirm them");
+        }
         match points(self.minutes, rates.at(&self.category, self.on)) {
             Ok(points) => Outcome::Credit { by_coordinators, answer, points },
             Err(reason) => Outcome::SetAside(reason),
@@ -259,7 +265,7 @@ pub fn hours_rows(
     let sql = format!(
         "SELECT h.hours_id, h.volunteer, h.recipient, h.activity_id, h.category_id, h.minutes, h.on_ms, h.note, h.at,
                 c.answer, c.reason, c.by_member, c.at, c.receipt,
-                r.answer, r.reason, r.by_member, r.at, r.receipt
+                r.answer, r.reason, r.by_member, r.at, r.receipt, h.entered_by
          FROM ledger_hours h {index}
          LEFT JOIN ledger_answers c ON c.space_id = h.space_id AND c.hours_id = h.hours_id AND c.source = '{COORDINATORS}'
          LEFT JOIN ledger_answers r ON r.space_id = h.space_id AND r.hours_id = h.hours_id AND r.source = h.recipient
@@ -290,6 +296,7 @@ pub fn hours_rows(
             at: r.get(8)?,
             coordinators: answer(r, 9)?,
             by_recipient: answer(r, 14)?,
+            entered_by: r.get(19)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -507,7 +514,7 @@ fn participation(conn: &Connection, space: &str, account: Option<&str>, book: &m
         // column, which rows count).
         let (table, i, m, which) = match on.as_str() {
             "vote" => ("ballots", "vote_id", "voter", "mode IN ('own', 'paper')"),
-            "survey" => ("responses", "survey_id", "author", "1"),
+            "survey" => ("responses", "survey_id", "respondent", "1"),
             "meeting" => ("attendance", "consultation_id", "member", "present = 1"),
             _ => continue,
         };

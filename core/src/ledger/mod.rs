@@ -562,12 +562,31 @@ pub struct Hours {
     pub status: HoursStatus,
     /// The points credited, once they are.
     pub points: Option<i64>,
+    /// The coordinator who logged them for a volunteer without a phone.
+    pub entered_by: Option<String>,
 }
 
 /// Log hours given. Nothing is credited until the recipient (or a
 /// coordinator) confirms. Returns the hours' id.
 pub fn log_hours(store: &Store, space: &str, input: &HoursInput) -> Result<String> {
     let me = store.my_member(space)?;
+    write_hours(store, space, &me, &me, input)
+}
+
+/// A coordinator logs hours that `volunteer`, a member without a phone,
+/// gave. The entry sits in the coordinator's ledger document and names the
+/// volunteer, who is credited once the recipient (or another coordinator)
+/// confirms; whoever logged them cannot confirm them. Returns the hours' id.
+pub fn log_hours_for(store: &Store, space: &str, volunteer: &str, input: &HoursInput) -> Result<String> {
+    let me = store.my_coordinator(space, "log hours for a member")?;
+    if volunteer == me {
+        return Err(Error::Invalid("log your own hours with log_hours".into()));
+    }
+    active_member(store, space, volunteer)?;
+    write_hours(store, space, &me, volunteer, input)
+}
+
+fn write_hours(store: &Store, space: &str, me: &str, volunteer: &str, input: &HoursInput) -> Result<String> {
     category_exists(store, space, &input.category)?;
     if !(1..=book::MAX_MINUTES).contains(&input.minutes) {
         return Err(Error::Invalid(format!("minutes are 1 to {}", book::MAX_MINUTES)));
@@ -581,7 +600,7 @@ pub fn log_hours(store: &Store, space: &str, input: &HoursInput) -> Result<Strin
     }
     match (&input.to, &input.activity) {
         (Some(to), None) => {
-            if *to == me {
+            if to == volunteer {
                 return Err(Error::Invalid("hours are given to someone else".into()));
             }
             active_member(store, space, to)?;
@@ -592,8 +611,8 @@ pub fn log_hours(store: &Store, space: &str, input: &HoursInput) -> Result<Strin
         _ => return Err(Error::Invalid("hours are given to a member or for an activity, one of the two".into())),
     }
     let year = year_of(now);
-    let id = entry_id(&me, year)?;
-    store.write(space, &ledger_doc(&me, year), |tx| {
+    let id = entry_id(me, year)?;
+    store.write(space, &ledger_doc(me, year), |tx| {
         let h = tx.put_object(ROOT, format!("h/{id}"), ObjType::Map)?;
         tx.put(&h, "to", input.to.as_deref().unwrap_or(""))?;
         tx.put(&h, "activity", input.activity.as_deref().unwrap_or(""))?;
@@ -602,6 +621,9 @@ pub fn log_hours(store: &Store, space: &str, input: &HoursInput) -> Result<Strin
         tx.put(&h, "on", input.on)?;
         tx.put(&h, "note", input.note.as_str())?;
         tx.put(&h, "at", now)?;
+        if volunteer != me {
+            tx.put(&h, "for", volunteer)?;
+        }
         Ok(())
     })?;
     Ok(id)
@@ -659,8 +681,8 @@ fn answer_as_recipient(store: &Store, space: &str, hours: &str, answer: &str, re
 pub fn decide_hours(store: &Store, space: &str, hours: &str, credit: bool, reason: &str) -> Result<()> {
     let me = store.my_coordinator(space, "decide on hours")?;
     let h = the_hours(store, space, hours)?;
-    if h.volunteer == me {
-        return Err(Error::NotAllowed("a coordinator does not decide on their own hours".into()));
+    if h.volunteer == me || h.entered_by.as_deref() == Some(me.as_str()) {
+        return Err(Error::NotAllowed("a coordinator does not decide on hours they gave or logged".into()));
     }
     if !credit {
         text(reason, "a reason", 500)?;
@@ -686,10 +708,12 @@ pub fn hours_to_answer(store: &Store, space: &str) -> Result<Vec<Hours>> {
         .filter(|h| h.status == HoursStatus::Pending)
         .collect();
     if store.my_coordinator(space, "decide").is_ok() {
-        out.extend(hours_where(store, space, "", "h.volunteer <> ?2", &me)?.into_iter().filter(|h| {
-            matches!(h.status, HoursStatus::Declined { .. })
-                || (h.status == HoursStatus::Pending && h.activity.is_some())
-        }));
+        out.extend(hours_where(store, space, "", "h.volunteer <> ?2 AND h.entered_by <> ?2", &me)?.into_iter().filter(
+            |h| {
+                matches!(h.status, HoursStatus::Declined { .. })
+                    || (h.status == HoursStatus::Pending && h.activity.is_some())
+            },
+        ));
     }
     out.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
     out.dedup_by(|a, b| a.id == b.id);
@@ -726,6 +750,7 @@ fn hours_where(store: &Store, space: &str, index: &str, clause: &str, arg: &str)
                 Hours {
                     id: h.id.clone(),
                     volunteer: h.volunteer.clone(),
+                    entered_by: Some(h.entered_by.clone()).filter(|s| !s.is_empty()),
                     recipient: Some(h.recipient.clone()).filter(|s| !s.is_empty()),
                     activity: Some(h.activity.clone()).filter(|s| !s.is_empty()),
                     category: h.category.clone(),

@@ -224,8 +224,8 @@ pub(super) fn own(
         } else if key.starts_with("a/") {
             let receipt = doc.hash_for_opid(&e).map(|h| h.0.to_vec()).unwrap_or_default();
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO responses (space_id, survey_id, author, entry, version, answers, at, receipt)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT OR REPLACE INTO responses (space_id, survey_id, author, entry, version, answers, at, receipt, respondent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 space,
@@ -235,7 +235,9 @@ pub(super) fn own(
                 get_str(doc, &e, "version").unwrap_or_default(),
                 get_str(doc, &e, "answers").unwrap_or_default(),
                 get_i64(doc, &e, "at").unwrap_or_default(),
-                receipt
+                receipt,
+                // Answers an interviewer entered name the member they are for.
+                get_str(doc, &e, "for").filter(|f| !f.is_empty()).unwrap_or_else(|| author.to_string())
             ])?;
         } else if key.starts_with("g/") {
             tx.prepare_cached(
@@ -315,12 +317,13 @@ fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Autom
             if entry_of(id).is_some_and(|(a, y)| a == author && y == year) {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO ledger_hours (space_id, hours_id, volunteer, recipient, activity_id, category_id,
-                        minutes, on_ms, note, at, receipt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        minutes, on_ms, note, at, receipt, entered_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )?
                 .execute(params![
                     space,
                     id,
-                    author,
+                    // Hours a coordinator logged for a volunteer name them.
+                    Some(s("for")).filter(|f| !f.is_empty()).unwrap_or_else(|| author.to_string()),
                     s("to"),
                     s("activity"),
                     s("category"),
@@ -328,7 +331,8 @@ fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Autom
                     i("on"),
                     s("note"),
                     i("at"),
-                    receipt_of(doc, &e)
+                    receipt_of(doc, &e),
+                    if s("for").is_empty() { "" } else { author }
                 ])?;
             }
         } else if let Some(id) = key.strip_prefix("c/") {
@@ -664,7 +668,7 @@ pub(super) fn forget(
                     )?;
                 } else if let Some(id) = key.strip_prefix("h/") {
                     exec(
-                        "DELETE FROM ledger_hours WHERE space_id = ?1 AND hours_id = ?2 AND volunteer = ?3",
+                        "DELETE FROM ledger_hours WHERE space_id = ?1 AND hours_id = ?2 AND (volunteer = ?3 OR entered_by = ?3)",
                         &[&space, &id, &m],
                     )?;
                 } else if let Some(id) = key.strip_prefix("d/") {

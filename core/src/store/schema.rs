@@ -374,6 +374,14 @@ pub const MIGRATIONS: &[&str] = &[
     "CREATE INDEX refusals_by_sender ON refusals (space_id, actor, at);",
     // 12: the highest arrival number given per space, so none is given twice
     "CREATE TABLE arrivals (space_id TEXT PRIMARY KEY, last INTEGER NOT NULL) STRICT;",
+    // 13: a response names the member it counts for (an interviewer enters
+    // answers for a member at their door), and hours the member who gave
+    // them (a coordinator logs hours for a volunteer without a phone); until
+    // now both were their author
+    "ALTER TABLE responses ADD COLUMN respondent TEXT NOT NULL DEFAULT '';
+     UPDATE responses SET respondent = author;
+     CREATE INDEX responses_by_respondent ON responses (space_id, respondent);
+     ALTER TABLE ledger_hours ADD COLUMN entered_by TEXT NOT NULL DEFAULT '';",
 ];
 
 /// Bring the schema up to `target` migrations (normally all of them).

@@ -426,6 +426,26 @@ pub fn check(store: &Store, space: &str, survey_id: &str, answers: &str) -> Resu
 /// Returns the receipt. Answers to hidden questions are not stored.
 pub fn submit(store: &Store, space: &str, survey_id: &str, answers: &str) -> Result<String> {
     let me = store.my_member(space)?;
+    write_response(store, space, survey_id, &me, &me, answers)
+}
+
+/// An interviewer (a coordinator) enters the answers of `member`, taken at
+/// their door (入户调查): they count as that member's response, the audit of
+/// a named survey shows who entered them, and a later response by the member
+/// (or another interview) replaces them as usual. Returns the receipt.
+pub fn submit_for(store: &Store, space: &str, survey_id: &str, member: &str, answers: &str) -> Result<String> {
+    let me = store.my_coordinator(space, "enter answers for a member")?;
+    write_response(store, space, survey_id, &me, member, answers)
+}
+
+fn write_response(
+    store: &Store,
+    space: &str,
+    survey_id: &str,
+    me: &str,
+    member: &str,
+    answers: &str,
+) -> Result<String> {
     let s = load(store, space, survey_id, false)?;
     match s.stage {
         Stage::Open => {}
@@ -436,7 +456,7 @@ pub fn submit(store: &Store, space: &str, survey_id: &str, answers: &str) -> Res
     let latest = s.latest().ok_or_else(|| Error::Internal("an open survey without a version".into()))?;
     let key = latest.key.clone();
     let listed = store.read(space, &item(survey_id), |d| {
-        map_at(d, &ROOT, &key).and_then(|v| map_at(d, &v, "members")).is_some_and(|m| get_str(d, &m, &me).is_some())
+        map_at(d, &ROOT, &key).and_then(|v| map_at(d, &v, "members")).is_some_and(|m| get_str(d, &m, member).is_some())
     })?;
     if !listed {
         return Err(Error::NotAllowed("this survey is not for this member".into()));
@@ -448,21 +468,27 @@ pub fn submit(store: &Store, space: &str, survey_id: &str, answers: &str) -> Res
     // A member's later response is always dated later, even within one ms.
     let last: i64 = store.query(|c| {
         Ok(c.prepare_cached(
-            "SELECT coalesce(max(at), 0) FROM responses WHERE space_id = ?1 AND survey_id = ?2 AND author = ?3",
+            "SELECT coalesce(max(at), 0) FROM responses
+             WHERE space_id = ?1 AND survey_id = ?2 AND (author = ?3 OR respondent = ?4)",
         )?
-        .query_row(params![space, survey_id, me], |r| r.get(0))?)
+        .query_row(params![space, survey_id, me, member], |r| r.get(0))?)
     })?;
     let at = now_ms().max(last + 1);
     let entry = format!("a/{at:013}/{}", new_id()?);
     let json = serde_json::to_string(&kept)?;
-    let hash = store.write(space, &response_doc(&me, survey_id), |tx| {
+    let hash = store.write(space, &response_doc(me, survey_id), |tx| {
         let a = tx.put_object(ROOT, entry.as_str(), ObjType::Map)?;
         tx.put(&a, "version", key.as_str())?;
         tx.put(&a, "answers", json.as_str())?;
         tx.put(&a, "at", at)?;
+        if member != me {
+            tx.put(&a, "for", member)?;
+        }
         Ok(())
     })?;
-    discard_draft(store, space, survey_id)?;
+    if member == me {
+        discard_draft(store, space, survey_id)?;
+    }
     hash.map(|h| hex::encode(h.0)).ok_or_else(|| Error::Internal("the response wrote nothing".into()))
 }
 
@@ -496,17 +522,17 @@ pub fn my_submissions(store: &Store, space: &str, survey_id: &str) -> Result<Vec
 fn rows(store: &Store, space: &str, survey_id: &str, author: Option<&str>) -> Result<Vec<Response>> {
     store.query(|c| {
         let mut stmt = c.prepare_cached(
-            "SELECT author, entry, version, answers, at, receipt FROM responses
+            "SELECT author, entry, version, answers, at, receipt, respondent FROM responses
              WHERE space_id = ?1 AND survey_id = ?2 AND (?3 IS NULL OR author = ?3)",
         )?;
         let rows = stmt.query_map(params![space, survey_id, author], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, Vec<u8>>(5)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, Vec<u8>>(5)?, r.get(6)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (author, entry, version, answers, at, receipt) = row?;
+            let (author, entry, version, answers, at, receipt, respondent) = row?;
             let Ok(receipt) = <[u8; 32]>::try_from(receipt.as_slice()) else { continue };
-            out.push(Response { author, entry, version, answers, at, receipt });
+            out.push(Response { author, respondent, entry, version, answers, at, receipt });
         }
         Ok(out)
     })
@@ -514,6 +540,11 @@ fn rows(store: &Store, space: &str, survey_id: &str, author: Option<&str>) -> Re
 
 // ---------------------------------------------------------------------------
 // Results and exports
+
+/// Who may enter answers for another member: coordinators and admins.
+fn interviewers(store: &Store, space: &str) -> Result<std::collections::BTreeSet<String>> {
+    store.with_view(space, |v| v.members.iter().filter(|(_, m)| m.is_privileged()).map(|(id, _)| id.clone()).collect())
+}
 
 fn floor_check(s: &Survey, filter: &Filter, counted: i64) -> Result<()> {
     if s.def.anonymous && !filter.is_empty() && counted < ANONYMITY_FLOOR {
@@ -530,7 +561,15 @@ fn floor_check(s: &Survey, filter: &Filter, counted: i64) -> Result<()> {
 pub fn results(store: &Store, space: &str, survey_id: &str, filter: &Filter) -> Result<Results> {
     let s = survey(store, space, survey_id)?;
     let responses = rows(store, space, survey_id, None)?;
-    let r = results::count(survey_id, &s.versions, s.opens_at, s.closes_at, &responses, filter);
+    let r = results::count(
+        survey_id,
+        &s.versions,
+        s.opens_at,
+        s.closes_at,
+        &responses,
+        &interviewers(store, space)?,
+        filter,
+    );
     floor_check(&s, filter, r.responses)?;
     Ok(r)
 }
@@ -565,8 +604,13 @@ pub fn published_results(store: &Store, space: &str, survey_id: &str) -> Result<
 
 /// The counted responses in a filter, in export order: by time for a named
 /// survey, by an unrelated hash for an anonymous one.
-fn counted_rows<'a>(s: &'a Survey, responses: &'a [Response], filter: &Filter) -> Result<Vec<Counted<'a>>> {
-    let (mut counted, _) = results::decide(&s.versions, s.opens_at, s.closes_at, responses);
+fn counted_rows<'a>(
+    s: &'a Survey,
+    responses: &'a [Response],
+    interviewers: &std::collections::BTreeSet<String>,
+    filter: &Filter,
+) -> Result<Vec<Counted<'a>>> {
+    let (mut counted, _) = results::decide(&s.versions, s.opens_at, s.closes_at, responses, interviewers);
     counted.retain(|c| filter.admits(c.respondent));
     floor_check(s, filter, counted.len() as i64)?;
     if s.def.anonymous {
@@ -591,7 +635,7 @@ pub fn export_csv(store: &Store, space: &str, survey_id: &str, filter: &Filter) 
     store.my_coordinator(space, "run surveys")?;
     let s = survey(store, space, survey_id)?;
     let responses = rows(store, space, survey_id, None)?;
-    let counted = counted_rows(&s, &responses, filter)?;
+    let counted = counted_rows(&s, &responses, &interviewers(store, space)?, filter)?;
     let view = store.view(space)?;
     let questions = export_questions(&s);
     let mut header: Vec<String> = Vec::new();
@@ -693,7 +737,7 @@ pub fn export_json(store: &Store, space: &str, survey_id: &str, filter: &Filter)
     store.my_coordinator(space, "run surveys")?;
     let s = survey(store, space, survey_id)?;
     let responses = rows(store, space, survey_id, None)?;
-    let counted = counted_rows(&s, &responses, filter)?;
+    let counted = counted_rows(&s, &responses, &interviewers(store, space)?, filter)?;
     let view = store.view(space)?;
     let rows: Vec<Json> = counted
         .iter()

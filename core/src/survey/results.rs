@@ -43,7 +43,11 @@ pub struct Version {
 /// A submitted answer sheet as the member's document holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The member whose device wrote it: the respondent, or an interviewer.
     pub author: String,
+    /// The member it counts for (the author, unless an interviewer entered
+    /// it for them at their door).
+    pub respondent: String,
     pub entry: String,
     pub version: String,
     pub answers: String,
@@ -140,6 +144,9 @@ pub struct VersionRow {
 pub struct AuditRow {
     pub receipt: String,
     pub status: String,
+    /// The interviewer who entered it for the respondent (named surveys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entered_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,18 +185,23 @@ fn permille(part: i64, whole: i64) -> i64 {
 }
 
 /// Decide which responses count. Rules, in order:
-/// 1. the author must be in the audience of some version (the latest version
-///    that lists them decides their household, grid and building);
+/// 1. the member it is for must be in the audience of some version (the
+///    latest version that lists them decides their household, grid and
+///    building); answers entered for another member count only when their
+///    author is an interviewer (`interviewers`: coordinators), else
+///    `not_authorised`;
 /// 2. a response dated before the opening or at/after the close is set aside;
 /// 3. it must answer a version this survey has, and pass that version's
 ///    checks (an answer to a hidden question is dropped, not counted);
 /// 4. per respondent (a member, or a household) the latest response counts,
-///    ties broken by the greater receipt; earlier ones are history.
+///    ties broken by the greater receipt, whoever entered it; earlier ones
+///    are history.
 pub fn decide<'a>(
     versions: &'a [Version],
     opens_at: i64,
     closes_at: Option<i64>,
     responses: &'a [Response],
+    interviewers: &BTreeSet<String>,
 ) -> (Vec<Counted<'a>>, Vec<AuditRow>) {
     let mut who: BTreeMap<&str, &Respondent> = BTreeMap::new();
     for v in versions {
@@ -199,11 +211,19 @@ pub fn decide<'a>(
     }
     let by_key: BTreeMap<&str, &Version> = versions.iter().map(|v| (v.key.as_str(), v)).collect();
     let mut audit = Vec::with_capacity(responses.len());
+    let row = |resp: &Response, status: &str| AuditRow {
+        receipt: hex::encode(resp.receipt),
+        status: status.into(),
+        entered_by: (resp.author != resp.respondent).then(|| resp.author.clone()),
+    };
     // The best candidate per respondent key: (at, receipt) greatest wins.
     let mut best: BTreeMap<&str, (i64, [u8; 32], Counted<'a>)> = BTreeMap::new();
     for resp in responses {
         let status = (|| {
-            let Some(&r) = who.get(resp.author.as_str()) else { return Err("not_in_audience") };
+            let Some(&r) = who.get(resp.respondent.as_str()) else { return Err("not_in_audience") };
+            if resp.author != resp.respondent && !interviewers.contains(&resp.author) {
+                return Err("not_authorised");
+            }
             if resp.at < opens_at {
                 return Err("before_open");
             }
@@ -220,23 +240,23 @@ pub fn decide<'a>(
             Ok(Counted { respondent: r, version: v, response: resp, answers, shown: checked.shown })
         })();
         match status {
-            Err(reason) => audit.push(AuditRow { receipt: hex::encode(resp.receipt), status: reason.into() }),
+            Err(reason) => audit.push(row(resp, reason)),
             Ok(c) => {
                 let key = c.respondent.key.as_str();
                 let newer = best.get(key).is_none_or(|(at, rc, _)| (resp.at, resp.receipt) > (*at, *rc));
                 if newer {
-                    if let Some((_, rc, _)) = best.insert(key, (resp.at, resp.receipt, c)) {
-                        audit.push(AuditRow { receipt: hex::encode(rc), status: "superseded".into() });
+                    if let Some((_, _, old)) = best.insert(key, (resp.at, resp.receipt, c)) {
+                        audit.push(row(old.response, "superseded"));
                     }
                 } else {
-                    audit.push(AuditRow { receipt: hex::encode(resp.receipt), status: "superseded".into() });
+                    audit.push(row(resp, "superseded"));
                 }
             }
         }
     }
     let counted: Vec<Counted<'a>> = best.into_values().map(|(_, _, c)| c).collect();
     for c in &counted {
-        audit.push(AuditRow { receipt: hex::encode(c.response.receipt), status: COUNTED.into() });
+        audit.push(row(c.response, COUNTED));
     }
     audit.sort_by(|a, b| a.receipt.cmp(&b.receipt));
     (counted, audit)
@@ -255,9 +275,16 @@ pub fn count(
     opens_at: i64,
     closes_at: Option<i64>,
     responses: &[Response],
+    interviewers: &BTreeSet<String>,
     filter: &Filter,
 ) -> Results {
-    let (counted, audit) = decide(versions, opens_at, closes_at, responses);
+    let (counted, mut audit) = decide(versions, opens_at, closes_at, responses, interviewers);
+    // An anonymous survey's audit names no one, interviewers included.
+    if versions.last().is_some_and(|v| v.form.def.anonymous) {
+        for a in &mut audit {
+            a.entered_by = None;
+        }
+    }
     let counted: Vec<&Counted> = counted.iter().filter(|c| filter.admits(c.respondent)).collect();
     let mut set_aside: BTreeMap<String, i64> = BTreeMap::new();
     for a in &audit {
