@@ -16,10 +16,12 @@ use linli_core::sync::{self, SyncOptions, http::HttpTransport, hub::Hub};
 
 uniffi::setup_scaffolding!();
 
+mod everyone;
 mod forum;
 mod points;
 mod register;
 
+pub use everyone::*;
 pub use forum::*;
 pub use points::*;
 pub use register::*;
@@ -145,6 +147,8 @@ pub struct MemberInfo {
     pub name: String,
     pub status: String,
     pub roles: Vec<Role>,
+    /// Devices not revoked (0: a member without a phone).
+    pub phones: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -163,6 +167,8 @@ pub struct Invitation {
     /// Show this as a QR code; it carries the invite's secret.
     pub code: String,
     pub member_id: String,
+    /// For `revoke_invite`.
+    pub invite_id: String,
 }
 
 /// What happened in a sync.
@@ -216,11 +222,23 @@ pub enum Matter {
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum Eligibility {
     AllMembers,
-    Role { role: Role },
-    Grid { grid_id: String },
-    Building { building: String },
+    Role {
+        role: Role,
+    },
+    Grid {
+        grid_id: String,
+    },
+    Building {
+        building: String,
+    },
     Household,
-    VerifiedOwners { matter: Matter },
+    /// An owners' decision (art. 278) over the units of the whole space, or
+    /// of one building and/or one grid: always a yes / no / abstain vote.
+    VerifiedOwners {
+        matter: Matter,
+        building: Option<String>,
+        grid_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -255,6 +273,8 @@ pub struct OwnersDecision {
     pub thresholds: Vec<ThresholdInfo>,
     pub quorate: bool,
     pub passed: bool,
+    /// Every numerator and denominator, and the units by what they were.
+    pub figures: OwnersFigures,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -342,11 +362,13 @@ impl TryFrom<VoteSpec> for poll::VoteSpec {
                 Eligibility::Grid { grid_id } => poll::Eligibility::Grid { grid: grid_id },
                 Eligibility::Building { building } => poll::Eligibility::Building { building },
                 Eligibility::Household => poll::Eligibility::Household,
-                Eligibility::VerifiedOwners { matter } => poll::Eligibility::VerifiedOwners {
+                Eligibility::VerifiedOwners { matter, building, grid_id } => poll::Eligibility::VerifiedOwners {
                     matter: match matter {
                         Matter::Special => poll::Matter::Special,
                         Matter::Ordinary => poll::Matter::Ordinary,
                     },
+                    building,
+                    grid: grid_id,
                 },
             },
             visibility: if s.ballots_public {
@@ -381,6 +403,7 @@ impl From<poll::Tally> for VoteResult {
                 .collect(),
             satisfaction_basis_points: t.satisfaction.map(|s| s.basis_points),
             owners: t.owners.map(|o| OwnersDecision {
+                figures: OwnersFigures::from(&o),
                 quorate: o.quorate,
                 passed: o.passed,
                 thresholds: vec![
@@ -846,6 +869,7 @@ impl LinliApp {
                 name: m.name,
                 status: m.status,
                 roles: m.roles.into_iter().map(Role::from).collect(),
+                phones: m.phones,
             })
             .collect())
     }
@@ -891,6 +915,6 @@ impl LinliApp {
     pub fn create_invite(&self, space_id: String, name: String, roles: Vec<Role>) -> Result<Invitation> {
         let roles: Vec<CoreRole> = roles.into_iter().map(CoreRole::from).collect();
         let inv = self.store.create_invite(&space_id, &name, &roles, None)?;
-        Ok(Invitation { code: inv.code, member_id: inv.member_id })
+        Ok(Invitation { code: inv.code, member_id: inv.member_id, invite_id: inv.invite_id })
     }
 }

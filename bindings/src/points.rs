@@ -80,6 +80,8 @@ pub struct HoursInfo {
     pub reason: Option<String>,
     /// Points credited, once they are.
     pub points: Option<i64>,
+    /// The coordinator who logged them for a volunteer without a phone.
+    pub entered_by: Option<String>,
 }
 
 impl From<ledger::Hours> for HoursInfo {
@@ -104,6 +106,7 @@ impl From<ledger::Hours> for HoursInfo {
             status: status.into(),
             reason,
             points: h.points,
+            entered_by: h.entered_by,
         }
     }
 }

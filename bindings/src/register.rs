@@ -108,7 +108,7 @@ impl LinliApp {
 }
 
 impl LinliApp {
-    fn edit(&self, space_id: &str, edit: SpaceEdit) -> Result<()> {
+    pub(crate) fn edit(&self, space_id: &str, edit: SpaceEdit) -> Result<()> {
         self.store.edit_space(space_id, &[edit])?;
         Ok(())
     }

@@ -162,6 +162,41 @@ fun main(args: Array<String>) {
         check(coord.ledgerFlags(space).isEmpty(), "no flags")
         check(coord.exportLedgerCsv(space, null, null).startsWith("\uFEFFmovement,"), "the ledger CSV has a BOM")
 
+        // An owners' decision with an owner who has no phone (a paper ballot),
+        // an owner given a proxy, and a unit whose owner is not verified.
+        coord.addUnit(space, "101", "3栋", "1单元", "101", 10_000L)
+        coord.addUnit(space, "102", "3栋", "1单元", "102", 10_000L)
+        coord.addUnit(space, "103", "3栋", "1单元", "103", 8_000L)
+        coord.addUnit(space, "104", "3栋", "1单元", "104", 8_000L)
+        val granny = coord.addMemberWithoutPhone(space, "张奶奶", listOf())
+        val unverified = coord.addMemberWithoutPhone(space, "赵先生", listOf())
+        for ((m, u) in listOf(volunteer to "101", elder to "102", granny to "103", unverified to "104")) {
+            coord.linkUnit(space, m, u, Relation.OWNER)
+            if (m != unverified) coord.verifyOwner(space, m, u)
+        }
+        val owners = coord.createVote(space, VoteSpec("更换电梯", VoteKind.YesNoAbstain,
+            Eligibility.VerifiedOwners(Matter.ORDINARY, null, null), false, false, 1))
+        check(coord.openVote(space, owners) == 4L, "four units, four owners, phone or not")
+        coord.syncNow(space, url)
+        for (app in residents) app.syncNow(space, url)
+        residents[1].grantProxy(space, owners, volunteer)
+        residents[1].syncNow(space, url)
+        residents[0].syncNow(space, url)
+        residents[0].castBallot(space, owners, listOf(0))
+        val byProxy = residents[0].castAsProxy(space, owners, elder, listOf(0))
+        residents[0].syncNow(space, url)
+        coord.syncNow(space, url)
+        val paper = coord.enterPaperBallot(space, owners, granny, listOf(2))
+        coord.closeVote(space, owners)
+        val decided = coord.publishVote(space, owners)
+        val fig = decided.owners!!.figures
+        check(fig.totalHeads == 4L && fig.totalAreaCenti == 36_000L, "the denominators are every unit: $fig")
+        check(fig.participatingHeads == 3L && fig.abstainingHeads == 1L, "3 of 4 took part, one abstained: $fig")
+        check(fig.unverified.map { it.unitId } == listOf("104"), "the unverified unit is listed")
+        check(decided.owners!!.passed && decided.countedReceipts.containsAll(listOf(byProxy, paper)), "passed, proxy and paper counted")
+        val notice = coord.ownersNotice(space, owners)
+        check(notice.markdown.contains("| 280.00 m² | 360.00 m² |") && !notice.markdown.contains("张奶奶"), "the notice: ${notice.markdown}")
+
         // Errors arrive as the public error type.
         try { residents[0].castBallot(space, vote, listOf(0)); check(false, "a closed vote takes no ballot") } catch (e: LinliException.InvalidInput) {}
         try { residents[0].closeVote(space, vote); check(false, "a resident cannot close") } catch (e: LinliException.NotAllowed) {}
