@@ -428,3 +428,51 @@ fn an_entry_dated_after_its_change_moves_nothing() {
     assert_eq!(m.coord.apply(&m.space, &item, vec![signed]).expect("apply").accepted.len(), 1);
     assert_eq!(poll::vote(&m.coord, &m.space, &vote).expect("vote").stage, Stage::Open, "the close moved nothing");
 }
+
+/// Entries name their item (#13, item 3): a ballot a member's own device
+/// writes into their document for vote 2 but names vote 1 counts in neither
+/// vote, and vote 1's published result written under vote 2 shows nowhere.
+#[test]
+fn an_entry_naming_another_item_counts_nowhere() {
+    use automerge::ROOT;
+    use automerge::transaction::Transactable;
+    let m = meeting(1);
+    let open = |title: &str| {
+        let s = VoteSpec { title: title.into(), ..spec(VoteKind::YesNoAbstain, Eligibility::AllMembers) };
+        let v = poll::create(&m.coord, &m.space, &s).expect("create");
+        poll::open(&m.coord, &m.space, &v).expect("open");
+        v
+    };
+    let (v1, v2) = (open("第一次"), open("第二次"));
+    m.share_vote(&v1);
+    let (p, member) = (&m.residents[0].0, m.residents[0].1.clone());
+    let real = poll::cast(p, &m.space, &v1, &[0]).expect("vote 1");
+    let key = format!("b/{:013}/zz", linli_core::store::now_ms());
+    p.write(&m.space, &DocId::own_private(&member, &v2), |tx| {
+        let b = tx.put_object(ROOT, key.as_str(), automerge::ObjType::Map)?;
+        tx.put(&b, "item", v1.as_str())?;
+        tx.put(&b, "for", member.as_str())?;
+        tx.put(&b, "mode", "own")?;
+        tx.put(&b, "choice", "[1]")?;
+        tx.put(&b, "at", linli_core::store::now_ms())?;
+        Ok(())
+    })
+    .expect("a member's own document");
+    m.gather();
+    let t2 = poll::results(&m.coord, &m.space, &v2).expect("results").expect("visible");
+    assert!(t2.audit.is_empty(), "the entry names vote 1: it counts nowhere in vote 2: {:?}", t2.audit);
+    let t1 = poll::results(&m.coord, &m.space, &v1).expect("results").expect("visible");
+    assert_eq!(t1.counted_receipts(), vec![real], "nor in vote 1, whose document does not hold it");
+    // A coordinator replays vote 1's published result under vote 2.
+    poll::close(&m.coord, &m.space, &v1).expect("close");
+    let published = poll::publish(&m.coord, &m.space, &v1).expect("publish");
+    let json = serde_json::to_string(&published).expect("json");
+    m.coord
+        .write(&m.space, &DocId::Results { item: v2.clone() }, |tx| {
+            tx.put(ROOT, "tally", json.as_str())?;
+            Ok(())
+        })
+        .expect("write");
+    assert_eq!(poll::published(&m.coord, &m.space, &v2).expect("read"), None, "it names vote 1");
+    assert_eq!(poll::published(&m.coord, &m.space, &v1).expect("read"), Some(published));
+}

@@ -13,10 +13,11 @@
 //! Ballots are entries in the voter's own document `own/<member>/<vis>/<vote>`
 //! (`pub` when every member may see ballots, `priv` when only coordinators
 //! may: the read scopes of sync enforce it). Each entry sits at the root
-//! under a unique key `b/<ms>/<random>`: `{ for, mode, choice, at }`, where
+//! under a unique key `b/<ms>/<random>`: `{ item, for, mode, choice, at }`, where
+//! `item` names the vote (an entry naming another counts nowhere) and
 //! `mode` is `own`, `proxy` (cast by a proxy holder for `for`) or `paper`
 //! (entered by a coordinator at a meeting). A proxy grant is an entry
-//! `g/<ms>/<random>`: `{ to, at }` in the grantor's public document
+//! `g/<ms>/<random>`: `{ item, to, at }` in the grantor's public document
 //! `own/<member>/pub/<vote>`, which the holder's phone reads. The receipt of
 //! a ballot is the hash of the change that wrote its entry.
 //!
@@ -744,10 +745,10 @@ pub fn publish(store: &Store, space: &str, vote_id: &str) -> Result<Tally> {
 /// The published result, if there is one.
 pub fn published(store: &Store, space: &str, vote_id: &str) -> Result<Option<Tally>> {
     let json = store.read(space, &DocId::Results { item: vote_id.to_string() }, |d| get_str(d, &ROOT, "tally"))?;
-    Ok(match json {
-        Some(j) => Some(serde_json::from_str(&j)?),
-        None => None,
-    })
+    let Some(json) = json else { return Ok(None) };
+    let t: Tally = serde_json::from_str(&json)?;
+    // A result names its vote: another vote's tally shown here counts nowhere.
+    Ok((t.vote == vote_id).then_some(t))
 }
 
 fn write_ballot(
@@ -789,6 +790,7 @@ fn write_ballot(
     // The change is dated no earlier than the ballot, which it must attest.
     let hash = store.write_dated(space, &v.spec.ballot_doc(author, &v.id), at, |tx| {
         let b = tx.put_object(ROOT, key.as_str(), ObjType::Map)?;
+        tx.put(&b, "item", v.id.as_str())?;
         tx.put(&b, "for", voter)?;
         tx.put(&b, "mode", mode.as_str())?;
         tx.put(&b, "choice", choice.as_str())?;
@@ -841,6 +843,7 @@ pub fn grant_proxy(store: &Store, space: &str, vote_id: &str, to: &str) -> Resul
     // public fact of the meeting.
     store.write(space, &DocId::own_public(&me, vote_id), |tx| {
         let g = tx.put_object(ROOT, key.as_str(), ObjType::Map)?;
+        tx.put(&g, "item", vote_id)?;
         tx.put(&g, "to", to)?;
         tx.put(&g, "at", at)?;
         Ok(())

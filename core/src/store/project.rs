@@ -129,7 +129,7 @@ pub(super) fn index(tx: &Connection, space: &str, doc: &Automerge, writes: &[Wri
 
 /// Members' own documents (`own/<author>/…/<part>`): entries `b/…` are
 /// ballots and `g/…` proxy grants (part: the vote), `a/…` survey responses
-/// (part: the survey), `t/ s/ p/ e/ r/ x/` topics, supports, posts, edits,
+/// (part: the survey), each naming its item in `item`, `t/ s/ p/ e/ r/ x/` topics, supports, posts, edits,
 /// retractions and reactions. Each row keeps the hash of the change that wrote the
 /// entry: the voter's receipt.
 pub(super) fn own(
@@ -145,6 +145,12 @@ pub(super) fn own(
     }
     for key in super::root_keys(writes) {
         let Some(e) = map_at(doc, &ROOT, &key) else { continue };
+        // An entry names its item; one naming another item counts nowhere
+        // (entries written before items were named are read as naming the
+        // document's own).
+        if get_str(doc, &e, "item").is_some_and(|named| named != part) {
+            continue;
+        }
         if key.starts_with("b/") {
             let receipt = doc.hash_for_opid(&e).map(|h| h.0.to_vec()).unwrap_or_default();
             tx.prepare_cached(

@@ -19,7 +19,7 @@
 //! its audience from the register: who the survey is for, the household that
 //! answers for them, their grid and building.
 //!
-//! A response is an entry `a/<ms>/<random>: { version, answers, at }` in the
+//! A response is an entry `a/<ms>/<random>: { item, version, answers, at, for? }` in the
 //! member's private document `own/<member>/priv/<survey>`, which only the
 //! member's devices write and only the member, coordinators and the server
 //! read. `answers` is a JSON object keyed by question id (docs/surveys.md).
@@ -478,6 +478,7 @@ fn write_response(
     let json = serde_json::to_string(&kept)?;
     let hash = store.write(space, &response_doc(me, survey_id), |tx| {
         let a = tx.put_object(ROOT, entry.as_str(), ObjType::Map)?;
+        tx.put(&a, "item", survey_id)?;
         tx.put(&a, "version", key.as_str())?;
         tx.put(&a, "answers", json.as_str())?;
         tx.put(&a, "at", at)?;
@@ -596,10 +597,10 @@ pub fn publish_results(store: &Store, space: &str, survey_id: &str) -> Result<Re
 /// The published results, if there are any.
 pub fn published_results(store: &Store, space: &str, survey_id: &str) -> Result<Option<Results>> {
     let json = store.read(space, &DocId::Results { item: survey_id.to_string() }, |d| get_str(d, &ROOT, "results"))?;
-    Ok(match json {
-        Some(j) => Some(serde_json::from_str(&j)?),
-        None => None,
-    })
+    let Some(json) = json else { return Ok(None) };
+    let r: Results = serde_json::from_str(&json)?;
+    // Results name their survey: another survey's shown here count nowhere.
+    Ok((r.survey == survey_id).then_some(r))
 }
 
 /// The counted responses in a filter, in export order: by time for a named
