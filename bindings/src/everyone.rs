@@ -76,6 +76,15 @@ impl From<&poll::OwnersReport> for OwnersFigures {
     }
 }
 
+/// One publication of a vote's result (the latest is the official one).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Publication {
+    pub at_ms: i64,
+    /// The coordinator who published it.
+    pub by: String,
+    pub result: crate::VoteResult,
+}
+
 /// The public notice (公示) of a closed owners' decision in three forms.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct OwnersNotice {
@@ -195,6 +204,16 @@ impl LinliApp {
             note,
         };
         Ok(ledger::log_hours_for(&self.store, &space_id, &volunteer_id, &input)?)
+    }
+
+    /// Every publication of a vote's result, oldest first: a ballot cast
+    /// before the close that arrived after a publication is counted by
+    /// publishing again, and the earlier publications stay, dated.
+    pub fn vote_publications(&self, space_id: String, vote_id: String) -> Result<Vec<Publication>> {
+        Ok(poll::publications(&self.store, &space_id, &vote_id)?
+            .into_iter()
+            .map(|p| Publication { at_ms: p.at, by: p.by, result: p.tally.into() })
+            .collect())
     }
 
     // -- Owners' decisions

@@ -476,3 +476,43 @@ fn an_entry_naming_another_item_counts_nowhere() {
     assert_eq!(poll::published(&m.coord, &m.space, &v2).expect("read"), None, "it names vote 1");
     assert_eq!(poll::published(&m.coord, &m.space, &v1).expect("read"), Some(published));
 }
+
+/// Results stay right after publication (#15, item 3): a ballot cast before
+/// the close that arrives after the result was published reaches the
+/// official result by publishing again, the earlier publication stays,
+/// dated, and the result every member reads names no voter of a vote whose
+/// ballots only coordinators may read.
+#[test]
+fn a_ballot_that_arrives_after_publication_reaches_the_official_result() {
+    let m = meeting(2);
+    let vote =
+        poll::create(&m.coord, &m.space, &spec(VoteKind::YesNoAbstain, Eligibility::AllMembers)).expect("create");
+    poll::open(&m.coord, &m.space, &vote).expect("open");
+    m.share_vote(&vote);
+    let on_time = poll::cast(&m.residents[0].0, &m.space, &vote, &[0]).expect("cast");
+    let offline = poll::cast(&m.residents[1].0, &m.space, &vote, &[1]).expect("cast offline");
+    push(&m.residents[0].0, &m.coord, &m.space);
+    poll::close(&m.coord, &m.space, &vote).expect("close");
+    let first = poll::publish(&m.coord, &m.space, &vote).expect("publish");
+    assert!(first.counts(&on_time) && !first.counts(&offline));
+    assert!(poll::publish(&m.coord, &m.space, &vote).is_err(), "nothing new to publish");
+    // The offline phone syncs after the publication: its ballot was cast before the close.
+    push(&m.residents[1].0, &m.coord, &m.space);
+    assert!(poll::results(&m.coord, &m.space, &vote).expect("results").expect("tally").counts(&offline));
+    let second = poll::publish(&m.coord, &m.space, &vote).expect("publish again");
+    assert!(second.counts(&offline) && second.counts(&on_time), "every voter finds their receipt");
+    let all = poll::publications(&m.coord, &m.space, &vote).expect("publications");
+    assert_eq!(all.len(), 2, "the earlier publication is kept");
+    assert!(all[0].at <= all[1].at && all[0].tally == first && all[1].tally == second);
+    assert_eq!(poll::published(&m.coord, &m.space, &vote).expect("read"), Some(second.clone()));
+    // What a resident's phone reads names no voter: receipts, modes and the turnout only.
+    let results = DocId::Results { item: vote.clone() };
+    common::copy_doc(&m.coord, &m.residents[0].0, &m.space, &results);
+    let read = poll::published(&m.residents[0].0, &m.space, &vote).expect("read").expect("published");
+    assert_eq!(read.counted, 2);
+    let members: Vec<&String> = m.residents.iter().map(|(_, id)| id).collect();
+    let json = serde_json::to_string(&read).expect("json");
+    for id in members {
+        assert!(!json.contains(id.as_str()), "the published result names no voter");
+    }
+}

@@ -318,6 +318,8 @@ fn households_grids_and_anonymity() {
     let r = survey::results(&e.coord, &e.space, &s, &Filter::default()).expect("results");
     assert_eq!((r.audience, r.responses), (2, 2), "two households in g1");
     assert_eq!(q(&r, "sat").mean, Some(4.0), "household h0 counts its later answer (5), h1 its only (3)");
+    assert!(r.audit.is_empty(), "an anonymous survey's results carry no receipts");
+    assert_eq!(r.set_aside.get("superseded"), Some(&1), "only what was set aside, and why");
     // Too few to show by grid without singling people out.
     let g1 = Filter { grid: Some("g1".into()), ..Filter::default() };
     assert!(matches!(survey::results(&e.coord, &e.space, &s, &g1), Err(Error::NotAllowed(_))));

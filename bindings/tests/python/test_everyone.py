@@ -130,6 +130,18 @@ def test_co_owners_sales_and_invites_through_the_register(tmp_path, server):
     for m in (a_id, b_id):
         coord.link_unit(space, m, "101", linli.Relation.OWNER)
         coord.verify_owner(space, m, "101")
+    # Without a designation either co-owner votes for the unit — the one
+    # with the larger member id too — and the unit counts once.
+    first = coord.create_vote(space, owners_vote("维修屋顶"))
+    assert coord.open_vote(space, first) == 1
+    coord.sync_now(space, server)
+    larger, larger_id = (a, a_id) if a_id > b_id else (b, b_id)
+    larger.sync_now(space, server)
+    ballot = larger.cast_ballot(space, first, [0])
+    larger.sync_now(space, server)
+    coord.sync_now(space, server)
+    result = coord.vote_results(space, first)
+    assert result.counted_receipts == [ballot] and result.owners.figures.participating_heads == 1
     with pytest.raises(linli.LinliError.InvalidInput):
         coord.designate_voter(space, "101", coord.my_member(space))  # not an owner of 101
     coord.designate_voter(space, "101", b_id)
@@ -221,3 +233,36 @@ def test_answers_at_the_door_hours_and_attendance_for_a_resident_without_a_phone
     assert coord.attendance(space, meeting) == [grandpa]
     for app in (coord, li):
         assert app.balance(space, grandpa).points == 30, "the same balance on every phone"
+
+
+def test_a_late_ballot_reaches_the_official_result_by_publishing_again(tmp_path, server):
+    coord = linli.LinliApp.open(str(tmp_path / "coord"))
+    space = coord.create_space("s", "主任")
+    coord.sync_now(space, server)
+    (on_time, _), (late, _) = join_phones(tmp_path, coord, space, server, ["甲", "乙"])
+    spec = linli.VoteSpec(
+        title="绿化改造", kind=linli.VoteKind.YES_NO_ABSTAIN(), eligibility=linli.Eligibility.ALL_MEMBERS(),
+        ballots_public=False, hide_results=False, proxy_limit=1,
+    )
+    vote = coord.create_vote(space, spec)
+    coord.open_vote(space, vote)
+    coord.sync_now(space, server)
+    for app in (on_time, late):
+        app.sync_now(space, server)
+    first_receipt = on_time.cast_ballot(space, vote, [0])
+    on_time.sync_now(space, server)
+    late_receipt = late.cast_ballot(space, vote, [1])  # offline until after the publication
+    coord.sync_now(space, server)
+    coord.close_vote(space, vote)
+    first = coord.publish_vote(space, vote)
+    assert first.counted_receipts == [first_receipt]
+    with pytest.raises(linli.LinliError.InvalidInput):
+        coord.publish_vote(space, vote)  # nothing new
+    late.sync_now(space, server)
+    coord.sync_now(space, server)
+    second = coord.publish_vote(space, vote)
+    assert sorted(second.counted_receipts) == sorted([first_receipt, late_receipt])
+    coord.sync_now(space, server)
+    late.sync_now(space, server)
+    assert late.published_result(space, vote) == second, "the official result is the latest"
+    assert [p.result for p in late.vote_publications(space, vote)] == [first, second], "the first is kept"

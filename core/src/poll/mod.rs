@@ -10,6 +10,12 @@
 //! hidden: true                                            -- set once, never cleared
 //! ```
 //!
+//! The result lives in `results/<vote>`, which every member reads: one entry
+//! per publication, `p/<ms>/<random>: { tally, at, by }`; the latest is the
+//! official result and the earlier ones stay, dated. Publishing is that one
+//! write, so it is atomic; a vote is published once the document holds a
+//! publication (votes published before kept `published_at` in the item).
+//!
 //! Ballots are entries in the voter's own document `own/<member>/<vis>/<vote>`
 //! (`pub` when every member may see ballots, `priv` when only coordinators
 //! may: the read scopes of sync enforce it). Each entry sits at the root
@@ -613,7 +619,17 @@ fn load_vote(store: &Store, space: &str, vote_id: &str, with_electorate: bool) -
             .and_then(|m| serde_json::from_value(serde_json::Value::String(m)).ok());
         Ok(Some(Vote { id: vote_id.to_string(), spec, stage, opened_at, closed_at, electorate, hidden, matter }))
     })??;
-    parsed.ok_or_else(|| Error::NotFound("vote".into()))
+    let mut v = parsed.ok_or_else(|| Error::NotFound("vote".into()))?;
+    // A publication is one write, to the results document (atomic): the vote
+    // is published once that document holds one.
+    if v.stage == Stage::Closed
+        && store.read(space, &DocId::Results { item: vote_id.to_string() }, |d| {
+            d.keys(ROOT).any(|k| k.starts_with("p/") || k == "tally")
+        })?
+    {
+        v.stage = Stage::Published;
+    }
+    Ok(v)
 }
 
 /// Create a vote in draft. Returns its id.
@@ -721,34 +737,86 @@ pub fn close(store: &Store, space: &str, vote_id: &str) -> Result<()> {
 }
 
 /// Publish the result: the tally as this coordinator computes it goes into
-/// `results/<vote>`, which every member may read.
+/// `results/<vote>`, which every member may read, as a dated publication
+/// entry `p/<ms>/<random>: { tally, at, by }`. A ballot cast before the close
+/// that arrives after a publication is counted by publishing again: every
+/// publication is kept, and the latest is the official result. Publishing
+/// again when nothing changed is refused.
+///
+/// In a vote whose ballots only coordinators may read, the published audit
+/// names no one: each row keeps its receipt, mode and status, so every voter
+/// finds their own ballot, and the turnout is there, but not who voted.
 pub fn publish(store: &Store, space: &str, vote_id: &str) -> Result<Tally> {
-    store.my_coordinator(space, "run votes")?;
+    let me = store.my_coordinator(space, "run votes")?;
     let v = vote(store, space, vote_id)?;
-    if v.stage != Stage::Closed {
+    if !matches!(v.stage, Stage::Closed | Stage::Published) {
         return Err(Error::Invalid("only a closed vote can be published".into()));
     }
-    let t = count(store, space, &v)?;
+    let mut t = count(store, space, &v)?;
+    if v.spec.visibility == BallotVisibility::CoordinatorsOnly {
+        for row in &mut t.audit {
+            row.author.clear();
+            row.voter.clear();
+        }
+    }
+    if published(store, space, vote_id)?.is_some_and(|p| p == t) {
+        return Err(Error::Invalid("the published result is already the current tally".into()));
+    }
     let json = serde_json::to_string(&t)?;
+    let at = now_ms();
+    let key = format!("p/{at:013}/{}", new_id()?);
     store.write(space, &DocId::Results { item: vote_id.to_string() }, |tx| {
-        tx.put(ROOT, "tally", json.as_str())?;
-        tx.put(ROOT, "published_at", now_ms())?;
-        Ok(())
-    })?;
-    store.write(space, &item(vote_id), |tx| {
-        tx.put(ROOT, "published_at", now_ms())?;
+        let p = tx.put_object(ROOT, key.as_str(), ObjType::Map)?;
+        tx.put(&p, "tally", json.as_str())?;
+        tx.put(&p, "at", at)?;
+        tx.put(&p, "by", me.as_str())?;
         Ok(())
     })?;
     Ok(t)
 }
 
-/// The published result, if there is one.
+/// One publication of a vote's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    pub at: i64,
+    /// The coordinator who published it.
+    pub by: String,
+    pub tally: Tally,
+}
+
+/// Every publication of the result, oldest first (by date, then entry key).
+/// Publications that name another vote are not listed.
+pub fn publications(store: &Store, space: &str, vote_id: &str) -> Result<Vec<Publication>> {
+    let raw = store.read(space, &DocId::Results { item: vote_id.to_string() }, |d| {
+        let mut out: Vec<(i64, String, String, String)> = Vec::new();
+        // The first publications were written at the root.
+        if let Some(json) = get_str(d, &ROOT, "tally") {
+            out.push((get_i64(d, &ROOT, "published_at").unwrap_or_default(), String::new(), String::new(), json));
+        }
+        for key in d.keys(ROOT).filter(|k| k.starts_with("p/")) {
+            let Some(p) = map_at(d, &ROOT, &key) else { continue };
+            let Some(json) = get_str(d, &p, "tally") else { continue };
+            // A publication dated after its change is no publication.
+            let Some(at) = crate::space::attested_i64(d, &p, "at") else { continue };
+            out.push((at, key, get_str(d, &p, "by").unwrap_or_default(), json));
+        }
+        out
+    })?;
+    let mut out: Vec<(i64, String, Publication)> = Vec::new();
+    for (at, key, by, json) in raw {
+        let Ok(tally) = serde_json::from_str::<Tally>(&json) else { continue };
+        // A result names its vote: another vote's tally shown here counts nowhere.
+        if tally.vote == vote_id {
+            out.push((at, key, Publication { at, by, tally }));
+        }
+    }
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    Ok(out.into_iter().map(|(_, _, p)| p).collect())
+}
+
+/// The official result: the latest publication, if there is one.
 pub fn published(store: &Store, space: &str, vote_id: &str) -> Result<Option<Tally>> {
-    let json = store.read(space, &DocId::Results { item: vote_id.to_string() }, |d| get_str(d, &ROOT, "tally"))?;
-    let Some(json) = json else { return Ok(None) };
-    let t: Tally = serde_json::from_str(&json)?;
-    // A result names its vote: another vote's tally shown here counts nowhere.
-    Ok((t.vote == vote_id).then_some(t))
+    Ok(publications(store, space, vote_id)?.pop().map(|p| p.tally))
 }
 
 fn write_ballot(

@@ -10,7 +10,7 @@
 //!                    audience: <Vec<Respondent> as JSON>,
 //!                    members: { <member>: <respondent key> } }
 //! closed: { at, by }                         -- written once
-//! results_at                                 -- when results were published
+//! results_at                                 -- results published (before they were one write)
 //! ```
 //!
 //! Publishing writes the first version; editing a published survey writes
@@ -246,7 +246,11 @@ fn load(store: &Store, space: &str, survey_id: &str, full: bool) -> Result<Surve
             results_published,
         }))
     })??;
-    parsed.ok_or_else(|| Error::NotFound("survey".into()))
+    let mut s = parsed.ok_or_else(|| Error::NotFound("survey".into()))?;
+    // Publishing results is one write, to the results document (atomic).
+    s.results_published |= store
+        .read(space, &DocId::Results { item: survey_id.to_string() }, |d| get_str(d, &ROOT, "results").is_some())?;
+    Ok(s)
 }
 
 /// The definition as a file (docs/surveys.md), to keep or to import elsewhere.
@@ -576,7 +580,7 @@ pub fn results(store: &Store, space: &str, survey_id: &str, filter: &Filter) -> 
 }
 
 /// Publish the results as this coordinator counts them into
-/// `results/<survey>`, which every member reads.
+/// `results/<survey>`, which every member reads: one write, so atomic.
 pub fn publish_results(store: &Store, space: &str, survey_id: &str) -> Result<Results> {
     store.my_coordinator(space, "run surveys")?;
     let r = results(store, space, survey_id, &Filter::default())?;
@@ -585,10 +589,6 @@ pub fn publish_results(store: &Store, space: &str, survey_id: &str) -> Result<Re
     store.write(space, &DocId::Results { item: survey_id.to_string() }, |tx| {
         tx.put(ROOT, "results", json.as_str())?;
         tx.put(ROOT, "published_at", now)?;
-        Ok(())
-    })?;
-    store.write(space, &item(survey_id), |tx| {
-        tx.put(ROOT, "results_at", now)?;
         Ok(())
     })?;
     Ok(r)

@@ -165,7 +165,8 @@ pub struct Results {
     pub questions: Vec<QuestionResult>,
     /// Count of responses set aside, by reason.
     pub set_aside: BTreeMap<String, i64>,
-    /// Every response and its status (receipts only, never names).
+    /// Every response and its status (receipts only, never names); empty
+    /// for an anonymous survey.
     pub audit: Vec<AuditRow>,
 }
 
@@ -279,18 +280,18 @@ pub fn count(
     filter: &Filter,
 ) -> Results {
     let (counted, mut audit) = decide(versions, opens_at, closes_at, responses, interviewers);
-    // An anonymous survey's audit names no one, interviewers included.
-    if versions.last().is_some_and(|v| v.form.def.anonymous) {
-        for a in &mut audit {
-            a.entered_by = None;
-        }
-    }
     let counted: Vec<&Counted> = counted.iter().filter(|c| filter.admits(c.respondent)).collect();
     let mut set_aside: BTreeMap<String, i64> = BTreeMap::new();
     for a in &audit {
         if a.status != COUNTED {
             *set_aside.entry(a.status.clone()).or_default() += 1;
         }
+    }
+    // An anonymous survey's results carry no receipts (a receipt is the
+    // hash of a change its respondent's device signed) and name no
+    // interviewer: only the counts of what was set aside, and why.
+    if versions.last().is_some_and(|v| v.form.def.anonymous) {
+        audit.clear();
     }
     let latest = versions.last();
     let title = latest.map(|v| v.form.def.title.clone()).unwrap_or_default();
