@@ -269,6 +269,14 @@ impl LinliApp {
         Ok(ledger::add_rule(&self.store, &space_id, on, item_id.as_deref(), points)?)
     }
 
+    /// Coordinators: award participation in a vote or a survey to everyone
+    /// its results count (publishing the result does it too). Awards are
+    /// public entries of the ledger, so every phone shows the same balances.
+    /// Returns how many awards were written.
+    pub fn award_participation(&self, space_id: String, item_id: String) -> Result<i64> {
+        Ok(ledger::award_participation(&self.store, &space_id, &item_id)? as i64)
+    }
+
     pub fn end_participation_rule(&self, space_id: String, rule_id: String) -> Result<()> {
         Ok(ledger::end_rule(&self.store, &space_id, &rule_id)?)
     }

@@ -312,57 +312,110 @@ fn survey_def() -> String {
     .to_string()
 }
 
+/// Participation rests on public facts (#15, item 2): each phone is given
+/// only what the real sync gives it — a resident never receives another's
+/// answers or private ballots — and every phone shows the same balances.
+/// Only what the module counts earns: not an answer to a survey that does
+/// not exist, not a ballot cast "for" someone else, not one after the close.
 #[test]
-fn participation_is_rewarded_once_per_member_per_item() {
-    let t = town(2);
-    let li = t.id(0).to_string();
-    let s = linli_core::survey::create(&t.coord, &t.space, &survey_def()).expect("survey");
-    linli_core::survey::publish(&t.coord, &t.space, &s).expect("publish");
-    let rule = ledger::add_rule(&t.coord, &t.space, RuleOn::Survey, None, 5).expect("rule");
-    ledger::add_rule(&t.coord, &t.space, RuleOn::Meeting, None, 3).expect("rule");
-    // Li's tablet, a second device of hers.
-    let tablet = phone();
-    t.coord
-        .edit_space(
-            &t.space,
-            &[SpaceEdit::AddDevice { member: li.clone(), device: tablet.device_id(), label: "平板".into() }],
-        )
-        .expect("device");
-    t.sync();
-    push(&t.coord, &tablet, &t.space);
-    assert_eq!(tablet.my_member(&t.space).expect("member"), li, "the tablet acts as Li");
-    // Li answers on her phone, again on it, and once more on the tablet.
+fn participation_rests_on_public_facts_and_every_phone_agrees() {
+    use linli_core::poll::{self, BallotVisibility, Eligibility, VoteKind, VoteSpec};
+    let coord = phone();
+    let space = coord.create_space("幸福里", "主任").expect("create");
+    let (li_phone, li) = join(&coord, &space, "李阿姨");
+    let (b_phone, b) = join(&coord, &space, "邻居");
+    let s = linli_core::survey::create(&coord, &space, &survey_def()).expect("survey");
+    linli_core::survey::publish(&coord, &space, &s).expect("publish");
+    let rule = ledger::add_rule(&coord, &space, RuleOn::Survey, None, 5).expect("rule");
+    ledger::add_rule(&coord, &space, RuleOn::Vote, None, 3).expect("rule");
+    ledger::add_rule(&coord, &space, RuleOn::Meeting, None, 3).expect("rule");
+    let spec = VoteSpec {
+        title: "加装电梯".into(),
+        kind: VoteKind::YesNoAbstain,
+        eligibility: Eligibility::AllMembers,
+        visibility: BallotVisibility::CoordinatorsOnly,
+        hide_results: false,
+        proxy_limit: 1,
+    };
+    let vote = poll::create(&coord, &space, &spec).expect("vote");
+    poll::open(&coord, &space, &vote).expect("open");
+    let phones: [&Store; 3] = [&coord, &li_phone, &b_phone];
+    let sync = || {
+        for p in &phones[1..] {
+            common::sync_readable(p, &coord, &space);
+        }
+        for p in &phones[1..] {
+            common::sync_readable(&coord, p, &space);
+        }
+    };
+    sync();
     tick();
-    linli_core::survey::submit(t.r(0), &t.space, &s, r#"{"n": 2}"#).expect("submit");
-    linli_core::survey::submit(t.r(0), &t.space, &s, r#"{"n": 3}"#).expect("resubmit");
-    linli_core::survey::submit(&tablet, &t.space, &s, r#"{"n": 4}"#).expect("tablet");
-    // She is marked present at a consultation twice, by two coordinators' phones.
-    let c = linli_core::deliberation::create_consultation(&t.coord, &t.space, "议事会", "2026-12-01", "活动室", &[])
+    // Li answers twice and votes; she writes an answer to a survey that
+    // does not exist, and a ballot "for" her neighbour.
+    linli_core::survey::submit(&li_phone, &space, &s, r#"{"n": 2}"#).expect("submit");
+    linli_core::survey::submit(&li_phone, &space, &s, r#"{"n": 3}"#).expect("resubmit");
+    poll::cast(&li_phone, &space, &vote, &[0]).expect("cast");
+    li_phone
+        .write(&space, &DocId::own_private(&li, "nosuchsurvey"), |tx| {
+            let a = tx.put_object(ROOT, format!("a/{:013}/x", now_ms()), automerge::ObjType::Map)?;
+            tx.put(&a, "version", "v/1")?;
+            tx.put(&a, "answers", r#"{"n": 1}"#)?;
+            tx.put(&a, "at", now_ms())?;
+            Ok(())
+        })
+        .expect("an answer to nothing");
+    li_phone
+        .write(&space, &DocId::own_private(&li, &vote), |tx| {
+            let e = tx.put_object(ROOT, format!("b/{:013}/x", now_ms()), automerge::ObjType::Map)?;
+            tx.put(&e, "for", b.as_str())?;
+            tx.put(&e, "mode", "own")?;
+            tx.put(&e, "choice", "[0]")?;
+            tx.put(&e, "at", now_ms())?;
+            Ok(())
+        })
+        .expect("a ballot for someone else");
+    let c = linli_core::deliberation::create_consultation(&coord, &space, "议事会", "2026-12-01", "活动室", &[])
         .expect("consultation");
-    linli_core::deliberation::mark_attendance(&t.coord, &t.space, &c, &li, true).expect("present");
-    linli_core::deliberation::mark_attendance(&t.coord, &t.space, &c, &li, true).expect("present again");
-    push(&tablet, &t.coord, &t.space);
-    t.sync();
-    for s in [&t.coord as &Store, t.r(0), t.r(1)] {
-        assert_eq!(balance(s, &t.space, &li), 8, "5 for the survey once, 3 for the meeting once");
+    linli_core::deliberation::mark_attendance(&coord, &space, &c, &li, true).expect("present");
+    linli_core::deliberation::mark_attendance(&coord, &space, &c, &li, true).expect("present again");
+    sync();
+    assert!(
+        linli_core::survey::results(&b_phone, &space, &s, &Default::default()).expect("results").responses == 0,
+        "the neighbour's phone holds none of Li's answers"
+    );
+    for p in phones {
+        assert_eq!(balance(p, &space, &li), 3, "before any award: the meeting, on every phone");
     }
-    // A rule ended stops paying from then on; what it paid stays.
-    ledger::end_rule(&t.coord, &t.space, &rule).expect("end");
-    tick();
-    linli_core::survey::submit(t.r(1), &t.space, &s, r#"{"n": 1}"#).expect("submit");
-    t.sync();
-    assert_eq!((balance(&t.coord, &t.space, &li), balance(&t.coord, &t.space, t.id(1))), (8, 0));
-    // A forged reward entry in her own ledger document moves nothing.
+    poll::close(&coord, &space, &vote).expect("close");
+    poll::publish(&coord, &space, &vote).expect("publish");
+    linli_core::survey::close(&coord, &space, &s).expect("close");
+    linli_core::survey::publish_results(&coord, &space, &s).expect("publish");
+    assert_eq!(ledger::award_participation(&coord, &space, &vote).expect("again"), 0, "awarded once");
+    sync();
+    for p in phones {
+        assert_eq!(balance(p, &space, &li), 11, "5 for the survey, 3 for the vote, 3 for the meeting, on every phone");
+        assert_eq!(balance(p, &space, &b), 0, "a ballot cast for her by someone else earns her nothing");
+        assert!(ledger::flags(p, &space).expect("flags").is_empty());
+    }
+    // She spends it all; no phone sees her overdrawn.
+    ledger::transfer(&li_phone, &space, &b, 11, "谢谢").expect("transfer");
+    sync();
+    for p in phones {
+        assert_eq!((balance(p, &space, &li), balance(p, &space, &b)), (0, 11));
+        assert!(ledger::flags(p, &space).expect("flags").is_empty(), "the same flags (none) everywhere");
+    }
+    // A reward entry she writes herself moves nothing; only coordinators award.
     let doc = DocId::own_public(&li, &format!("ledger-{}", year_of(now_ms())));
-    t.r(0)
-        .write(&t.space, &doc, |tx| {
+    li_phone
+        .write(&space, &doc, |tx| {
             let p = tx.put_object(ROOT, format!("p/{rule}/{s}/{li}"), automerge::ObjType::Map)?;
             tx.put(&p, "points", 500)?;
             Ok(())
         })
         .expect("write");
-    t.sync();
-    assert_eq!(balance(&t.coord, &t.space, &li), 8);
+    assert!(matches!(ledger::award_participation(&li_phone, &space, &vote), Err(Error::NotAllowed(_))));
+    sync();
+    assert_eq!(balance(&coord, &space, &li), 0);
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{copy_doc, join, phone};
+use common::{copy_doc, join, phone, sync_readable};
 use linli_core::Error;
 use linli_core::doc::DocId;
 use linli_core::ledger::{self, ActivityInput, HoursInput};
@@ -17,19 +17,6 @@ use linli_core::poll::{self, BallotVisibility, Eligibility, VoteKind, VoteSpec};
 use linli_core::space::{MemberStatus, SpaceEdit};
 use linli_core::store::{Store, now_ms};
 use linli_core::survey;
-
-/// Give `to` every document of `from` that `to`'s member may read (what a
-/// sync would give it), register first.
-fn sync_readable(from: &Store, to: &Store, space: &str) {
-    copy_doc(from, to, space, &DocId::Space);
-    let me = to.my_member(space).expect("member");
-    let view = from.view(space).expect("view");
-    for d in from.doc_ids(space).expect("docs") {
-        if d != DocId::Space && view.may_read(&me, &d) {
-            copy_doc(from, to, space, &d);
-        }
-    }
-}
 
 fn all_members_vote() -> VoteSpec {
     VoteSpec {

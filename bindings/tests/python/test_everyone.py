@@ -196,6 +196,8 @@ def test_answers_at_the_door_hours_and_attendance_for_a_resident_without_a_phone
 
     survey = coord.create_survey(space, SURVEY)
     coord.publish_survey(space, survey)
+    coord.add_participation_rule(space, linli.Participation.SURVEY, None, 5)
+    time.sleep(0.005)
     receipt = coord.submit_response_for(space, survey, grandpa, '{"n": 2}')
     with pytest.raises(linli.LinliError.BadAnswers):
         coord.submit_response_for(space, survey, grandpa, '{"n": 0}')
@@ -211,6 +213,11 @@ def test_answers_at_the_door_hours_and_attendance_for_a_resident_without_a_phone
     assert results["responses"] == 1
     [row] = [a for a in results["audit"] if a["receipt"] == receipt]
     assert row["entered_by"] == coord.my_member(space)
+    # The interview is his participation: publishing the results awards it,
+    # publicly, so 李阿姨's phone (which never holds his answers) agrees.
+    coord.close_survey(space, survey)
+    coord.publish_survey_results(space, survey)
+    assert coord.award_participation(space, survey) == 0, "already awarded"
 
     # He walked 李阿姨's mother for two hours; the coordinator logs it for him.
     now = int(time.time() * 1000)
@@ -232,7 +239,7 @@ def test_answers_at_the_door_hours_and_attendance_for_a_resident_without_a_phone
     li.sync_now(space, server)
     assert coord.attendance(space, meeting) == [grandpa]
     for app in (coord, li):
-        assert app.balance(space, grandpa).points == 30, "the same balance on every phone"
+        assert app.balance(space, grandpa).points == 35, "5 for the interview, 20 + 10 for his hours, on every phone"
 
 
 def test_a_late_ballot_reaches_the_official_result_by_publishing_again(tmp_path, server):

@@ -512,9 +512,12 @@ fn participation(conn: &Connection, space: &str, account: Option<&str>, book: &m
         }
         // Where a member's participation is: (table, item column, member
         // column, which rows count).
+        // Every reader of the ledger holds these facts: a coordinator's award
+        // for a vote or a survey (never the private ballots and answers
+        // behind it), and the attendance in a consultation's item document.
         let (table, i, m, which) = match on.as_str() {
-            "vote" => ("ballots", "vote_id", "voter", "mode IN ('own', 'paper')"),
-            "survey" => ("responses", "survey_id", "respondent", "1"),
+            "vote" => ("ledger_awards", "item_id", "member", "kind = 'vote'"),
+            "survey" => ("ledger_awards", "item_id", "member", "kind = 'survey'"),
             "meeting" => ("attendance", "consultation_id", "member", "present = 1"),
             _ => continue,
         };

@@ -337,6 +337,57 @@ pub fn add_rule(store: &Store, space: &str, on: RuleOn, item: Option<&str>, poin
     Ok(id)
 }
 
+/// Award participation in a vote or a survey (coordinators): for every
+/// member the item's own module counts as having taken part — a ballot that
+/// counted, a response that counted — an award entry
+/// `a/<kind>/<item>/<member>: { at, by }` in `item/ledger-<year>`, which every
+/// reader of the ledger holds, so every phone computes the same balances
+/// from it (never from private ballots or answers it cannot read). Awards
+/// already there are not written again; nothing set aside is awarded.
+/// Publishing a result awards too. Returns how many awards were written.
+pub fn award_participation(store: &Store, space: &str, item: &str) -> Result<usize> {
+    let me = store.my_coordinator(space, "award participation")?;
+    let item_kind =
+        store.read(space, &DocId::Item { item: item.to_string() }, |d| crate::space::get_str(d, &ROOT, "kind"))?;
+    let (what, took_part) = match item_kind.as_deref() {
+        Some("vote") => ("vote", crate::poll::took_part(store, space, item)?),
+        Some("survey") => ("survey", crate::survey::took_part(store, space, item)?),
+        _ => return Err(Error::Invalid("participation is awarded for a vote or a survey".into())),
+    };
+    let awarded: BTreeSet<String> = store.query(|c| {
+        let mut stmt =
+            c.prepare_cached("SELECT member FROM ledger_awards WHERE space_id = ?1 AND kind = ?2 AND item_id = ?3")?;
+        let rows = stmt.query_map(params![space, what, item], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })?;
+    // Facts no rule could pay are not written (every phone holds them).
+    let paid =
+        rules(store, space)?.iter().any(|r| r.on.as_str() == what && r.item.as_deref().is_none_or(|i| i == item));
+    if !paid {
+        return Ok(0);
+    }
+    let mut first: BTreeMap<String, i64> = BTreeMap::new();
+    for (member, at) in took_part {
+        let e = first.entry(member).or_insert(at);
+        *e = (*e).min(at);
+    }
+    first.retain(|m, _| !awarded.contains(m) && valid_token(m));
+    if first.is_empty() {
+        return Ok(0);
+    }
+    let now = now_ms();
+    store.write(space, &coordination(year_of(now)), |tx| {
+        kind(tx, "ledger")?;
+        for (member, at) in &first {
+            let a = tx.put_object(ROOT, format!("a/{what}/{item}/{member}"), ObjType::Map)?;
+            tx.put(&a, "at", (*at).min(now))?;
+            tx.put(&a, "by", me.as_str())?;
+        }
+        Ok(())
+    })?;
+    Ok(first.len())
+}
+
 /// End a rule: participation from now on earns nothing by it; what it
 /// already earned stays.
 pub fn end_rule(store: &Store, space: &str, rule: &str) -> Result<()> {

@@ -772,6 +772,10 @@ pub fn publish(store: &Store, space: &str, vote_id: &str) -> Result<Tally> {
         tx.put(&p, "by", me.as_str())?;
         Ok(())
     })?;
+    // Who took part earns by the space's participation rules, from a public
+    // award every reader of the ledger holds (idempotent: a crash between
+    // the two writes is made good by the next publication or award).
+    crate::ledger::award_participation(store, space, vote_id)?;
     Ok(t)
 }
 
@@ -960,11 +964,26 @@ fn grants(store: &Store, space: &str, vote_id: &str) -> Result<Vec<Grant>> {
     })
 }
 
-fn count(store: &Store, space: &str, v: &Vote) -> Result<Tally> {
-    let coordinators: BTreeSet<String> = store.with_view(space, |view| {
+fn coordinators(store: &Store, space: &str) -> Result<BTreeSet<String>> {
+    store.with_view(space, |view| {
         view.members.iter().filter(|(_, m)| m.is_privileged()).map(|(id, _)| id.clone()).collect()
-    })?;
-    Ok(tally(v, &casts(store, space, &v.id)?, &grants(store, space, &v.id)?, &coordinators))
+    })
+}
+
+fn count(store: &Store, space: &str, v: &Vote) -> Result<Tally> {
+    Ok(tally(v, &casts(store, space, &v.id)?, &grants(store, space, &v.id)?, &coordinators(store, space)?))
+}
+
+/// Who took part in a vote, as the tally counts it: the voter of every
+/// ballot that counted (cast by them, by their proxy or on paper for them),
+/// with the time of that ballot. Ballots set aside take no part. From the
+/// ballots this device holds: a coordinator's device holds them all.
+pub fn took_part(store: &Store, space: &str, vote_id: &str) -> Result<Vec<(String, i64)>> {
+    let v = vote(store, space, vote_id)?;
+    let casts = casts(store, space, vote_id)?;
+    let t = tally(&v, &casts, &grants(store, space, vote_id)?, &coordinators(store, space)?);
+    let counted: BTreeSet<String> = t.counted_receipts().into_iter().collect();
+    Ok(casts.iter().filter(|c| counted.contains(&hex::encode(c.receipt))).map(|c| (c.voter.clone(), c.at)).collect())
 }
 
 /// The tally from the ballots this device holds. `None` while the results are

@@ -485,7 +485,8 @@ fn catalogue(tx: &Connection, space: &str, doc: &Automerge, writes: &[Write]) ->
 }
 
 /// Coordinators' ledger document of a year (`item/ledger-<year>`): their
-/// decisions on hours `c/<hours>` and resolutions of flags `r/<movement>`.
+/// decisions on hours `c/<hours>`, resolutions of flags `r/<movement>` and
+/// participation awards `a/<kind>/<item>/<member>`.
 fn ledger_item(tx: &Connection, space: &str, year: u16, doc: &Automerge, writes: &[Write]) -> Result<()> {
     use crate::ledger::book::{COORDINATORS, entry_of};
     for key in super::root_keys(writes) {
@@ -495,6 +496,21 @@ fn ledger_item(tx: &Connection, space: &str, year: u16, doc: &Automerge, writes:
         if let Some(id) = key.strip_prefix("c/") {
             if entry_of(id).is_some_and(|(_, y)| y == year) {
                 answer(tx, space, id, COORDINATORS, &s("by"), &s("answer"), &s("reason"), at, receipt_of(doc, &e))?;
+            }
+        } else if let Some(rest) = key.strip_prefix("a/") {
+            // A participation award `a/<kind>/<item>/<member>`: once per
+            // member per item, whichever coordinator (or year's document)
+            // wrote it; of two, the earliest stands, whatever the order.
+            let mut parts = rest.splitn(3, '/');
+            if let (Some(kind), Some(item), Some(member)) = (parts.next(), parts.next(), parts.next()) {
+                tx.prepare_cached(
+                    "INSERT INTO ledger_awards (space_id, kind, item_id, member, at, by_member)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (space_id, kind, item_id, member) DO UPDATE SET at = excluded.at,
+                        by_member = excluded.by_member
+                     WHERE (excluded.at, excluded.by_member) < (ledger_awards.at, ledger_awards.by_member)",
+                )?
+                .execute(params![space, kind, item, member, at, s("by")])?;
             }
         } else if let Some((movement, _stamp)) = key.strip_prefix("r/").and_then(|k| k.rsplit_once('/')) {
             // Resolutions are append-only entries (`r/<movement>/<stamp>`),

@@ -579,6 +579,17 @@ pub fn results(store: &Store, space: &str, survey_id: &str, filter: &Filter) -> 
     Ok(r)
 }
 
+/// Who took part in a survey, as its results count it: the member whose
+/// response counts for each respondent (a member, or a household), with the
+/// time of that response. From the responses this device holds: a
+/// coordinator's device holds them all.
+pub fn took_part(store: &Store, space: &str, survey_id: &str) -> Result<Vec<(String, i64)>> {
+    let s = survey(store, space, survey_id)?;
+    let responses = rows(store, space, survey_id, None)?;
+    let (counted, _) = results::decide(&s.versions, s.opens_at, s.closes_at, &responses, &interviewers(store, space)?);
+    Ok(counted.iter().map(|c| (c.response.respondent.clone(), c.response.at)).collect())
+}
+
 /// Publish the results as this coordinator counts them into
 /// `results/<survey>`, which every member reads: one write, so atomic.
 pub fn publish_results(store: &Store, space: &str, survey_id: &str) -> Result<Results> {
@@ -591,6 +602,8 @@ pub fn publish_results(store: &Store, space: &str, survey_id: &str) -> Result<Re
         tx.put(ROOT, "published_at", now)?;
         Ok(())
     })?;
+    // Who took part earns by the participation rules (see `ledger::award_participation`).
+    crate::ledger::award_participation(store, space, survey_id)?;
     Ok(r)
 }
 

@@ -74,6 +74,19 @@ pub fn craft(
     }
 }
 
+/// Give `to` every document of `from` that `to`'s member may read (what a
+/// sync would give it), register first.
+pub fn sync_readable(from: &Store, to: &Store, space: &str) {
+    copy_doc(from, to, space, &DocId::Space);
+    let me = to.my_member(space).expect("member");
+    let view = from.view(space).expect("view");
+    for d in from.doc_ids(space).expect("docs") {
+        if d != DocId::Space && view.may_read(&me, &d) {
+            copy_doc(from, to, space, &d);
+        }
+    }
+}
+
 /// Copy every document of `space` from one store to another, register first.
 pub fn push(from: &Store, to: &Store, space: &str) {
     let mut docs = from.doc_ids(space).expect("docs");
