@@ -1,7 +1,8 @@
 //! Property: the same set of space-document changes, merged in any order and
 //! in any split into batches, gives the same members, roles, devices, units
 //! and links on every replica — including edits a coordinator was not allowed
-//! to make and edits concurrent with role changes.
+//! to make, edits concurrent with role changes, and two admins removing or
+//! demoting each other at once.
 
 mod common;
 
@@ -41,11 +42,11 @@ fn edit_for(v: &SpaceView, who: usize, i: usize, op: u8, x: u8, y: u8, me: &str)
             name: format!("居民{x}"),
             roles: vec![Role::Resident],
         },
-        // Rights are taken away by the first admin alone, never from itself:
-        // concurrent revocations between privileged members (each cutting
-        // the other off) are the limit ADR 0001 states.
+        // Either admin takes rights away (never from itself), so the two
+        // can cut each other off concurrently: the register must still end
+        // the same everywhere. The coordinator only grants.
         1 => {
-            let granted = who != 0 || x.is_multiple_of(2);
+            let granted = who == 2 || x.is_multiple_of(2);
             let pool = if granted { &members } else { &others };
             SpaceEdit::SetRole { member: pick(pool, x)?.clone(), role: Role::ALL[y as usize % 4], granted }
         }
@@ -64,7 +65,7 @@ fn edit_for(v: &SpaceView, who: usize, i: usize, op: u8, x: u8, y: u8, me: &str)
             relation: [Relation::Owner, Relation::Tenant, Relation::Family][y as usize % 3],
         },
         4 => SpaceEdit::Rename { member: pick(&members, x)?.clone(), name: format!("改名{y}") },
-        _ if who == 0 => SpaceEdit::RemoveMember { member: pick(&others, x)?.clone() },
+        _ if who != 2 => SpaceEdit::RemoveMember { member: pick(&others, x)?.clone() },
         _ => return None,
     })
 }
@@ -101,7 +102,7 @@ fn rows(s: &Store, space: &str) -> Vec<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
 
     #[test]
     fn space_changes_merge_to_the_same_register_in_any_order(
@@ -143,6 +144,16 @@ proptest! {
                 }
             }
         }
+        // A device whose changes were built on a change a revocation later
+        // cut off loses them and may reuse their sequence numbers: an honest
+        // equivocation, the limit ADR 0001 states ("changes built on a change
+        // cut off are dropped with it"). Such schedules are not claimed here.
+        let mut numbers = BTreeSet::new();
+        let reused = all.iter().any(|ch| {
+            automerge::Change::try_from(ch.bytes.as_slice())
+                .is_ok_and(|c| !numbers.insert((c.actor_id().to_bytes().to_vec(), c.seq())))
+        });
+        prop_assume!(!reused);
         let mut rng = Rng(seed);
         let replicas = [phone(), phone(), phone()];
         for r in &replicas {

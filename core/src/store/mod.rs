@@ -1575,6 +1575,10 @@ fn merge(
     // Each actor's last sequence number in this document, as merged so far.
     let mut last_seq: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
     let mut slots: Vec<Option<(Change, Vec<u8>)>> = pending.into_iter().map(Some).collect();
+    // Whether a register change of the batch is concurrent with one here and
+    // either touches rights (see `unseen` below).
+    let mut unsettled = false;
+    let mut rights_touched = false;
     // Outside the register, verdicts need nothing the batch writes, so the
     // checked changes are applied in one call (automerge's cost per call
     // grows with the document: one call per change made a batch quadratic).
@@ -1665,6 +1669,19 @@ fn merge(
             continue;
         }
         let signed = vouched.contains(&h);
+        // Register changes here that this one did not see: when they or it
+        // touch rights, its verdict may depend on the order the two are
+        // taken in, and the register is recomputed from every change held.
+        let unseen: Vec<Change> = if *doc_id == DocId::Space && !same_heads(&doc.get_heads(), c.deps()) {
+            contained(|| doc.get_changes(c.deps())).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if !unseen.is_empty() && !unsettled {
+            unsettled = unseen
+                .iter()
+                .any(|u| contained(|| space::change_writes(doc, u).map(|w| touches_rights(&w))) == Some(Ok(true)));
+        }
         let verdict = if *doc_id == DocId::Space {
             contained(|| trust::check_space_change(space, doc, &current, &current, &c, &sig, signed).map(|_| ()))
                 .unwrap_or_else(|| Err(Refusal::Malformed("the change is inconsistent with the register".into())))
@@ -1676,8 +1693,24 @@ fn merge(
             // off is kept aside, in case that revocation is itself cut off.
             let cut_off = DeviceId::from_actor(c.actor_id()).is_some_and(|d| current.revocation(&d).is_some())
                 && signed_ok(space, doc_id, &c, &sig, signed);
-            if (*doc_id != DocId::Space && reason == Refusal::UnknownDevice) || cut_off {
-                if cut_off && !from_held {
+            // A register change by a known device refused for rights that a
+            // change it did not see may have altered is not final either: it
+            // is kept aside for the recomputation, which decides.
+            // So is one by a device whose rights a change yet to arrive may
+            // have altered concurrently: a coordinator's or admin's, now or
+            // when it was cut off.
+            let device = DeviceId::from_actor(c.actor_id());
+            let ranked = device.is_some_and(|d| {
+                current.member_of(&d).is_some_and(|(_, m)| m.is_privileged())
+                    || current.revocation(&d).is_some_and(|cut| cut.rank > space::Rank::Member)
+            });
+            let unsettled_here = *doc_id == DocId::Space
+                && (!unseen.is_empty() || ranked)
+                && matches!(reason, Refusal::Forbidden(_) | Refusal::NotAWriter(_) | Refusal::RevokedDevice)
+                && device.is_some_and(|d| current.member_of(&d).is_some())
+                && signed_ok(space, doc_id, &c, &sig, signed);
+            if (*doc_id != DocId::Space && reason == Refusal::UnknownDevice) || cut_off || unsettled_here {
+                if (cut_off || unsettled_here) && !from_held {
                     refused.push((Some(h), reason));
                 }
                 held_hashes.insert(h);
@@ -1726,6 +1759,9 @@ fn merge(
             };
             if *doc_id == DocId::Space {
                 current.refresh(doc, &Touched::from_writes(&writes))?;
+                let rights = touches_rights(&writes);
+                rights_touched |= rights;
+                unsettled |= !unseen.is_empty() && rights;
             }
             accepted.writes.extend(writes);
         }
@@ -1834,8 +1870,15 @@ fn merge(
         // merged or kept aside — not of their order: when revocations change,
         // or this batch kept register changes aside, it is recomputed.
         let kept_aside = !report.held.is_empty();
+        // Register changes kept aside earlier were not seen by this batch
+        // either: a change of rights may give one of them its place.
+        let aside_before = rights_touched
+            && inner
+                .conn
+                .prepare_cached("SELECT 1 FROM held WHERE space_id = ?1 AND doc_id = ?2 LIMIT 1")?
+                .exists(params![space, did])?;
         if let (Some(before), Some(after)) = (revocations_before, revocations_after)
-            && (before != after || kept_aside)
+            && (before != after || kept_aside || unsettled || aside_before)
         {
             report.also_changed = rebuild_revoked(inner, space, &before)?;
         }
@@ -2155,6 +2198,27 @@ fn retry_held(inner: &mut Inner, space: &str) -> Result<Vec<DocId>> {
         }
     }
     Ok(changed)
+}
+
+/// Whether two sets of heads are the same.
+fn same_heads(a: &[ChangeHash], b: &[ChangeHash]) -> bool {
+    a.len() == b.len() && a.iter().all(|h| b.contains(h))
+}
+
+/// Whether register writes touch what a verdict rests on: a member's roles,
+/// status or devices (revocations and cuts among them).
+fn touches_rights(writes: &[Write]) -> bool {
+    writes.iter().any(|w| {
+        let p: Vec<&str> = w.path.iter().map(String::as_str).collect();
+        match p.as_slice() {
+            ["members", _] => w.delete,
+            ["members", _, "roles" | "status" | "removed_at", ..] => true,
+            // A device added is no change of rights; its revocation or cut is.
+            ["members", _, "devices", _, "revoked_at" | "cut", ..] => true,
+            ["members", _, "devices", _] | ["members", _, "devices"] => w.delete,
+            _ => false,
+        }
+    })
 }
 
 /// Whether a change carries its actor's valid signature (or is vouched for).
