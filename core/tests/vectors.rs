@@ -269,13 +269,14 @@ fn write_the_vectors() {
         tx.put(&roles, "admin", true).expect("put");
     });
     w.vector(
-        "refused-a-coordinator-makes-itself-admin",
-        "A coordinator's device grants its own member the admin role.",
+        "held-a-coordinator-makes-itself-admin",
+        "A coordinator's device grants its own member the admin role: refused, and kept aside because a \
+         coordinator's standing may change when revocations are decided (it never counts by itself).",
         &register,
         &DocId::Space,
         &[],
         &grant,
-        ("refused", &format!("the author may not change `members/{c}/roles/admin` in the space document")),
+        ("held", &format!("the author may not change `members/{c}/roles/admin` in the space document")),
     );
     let stranger = DeviceKey::generate().expect("key");
     w.vector(
