@@ -500,6 +500,21 @@ fn an_offline_double_spend_is_flagged_alike_everywhere_and_resolved() {
     }
     let st = ledger::statement(t.r(0), &t.space, &li, None, None).expect("statement");
     assert_eq!(st.lines.iter().map(|l| l.status.as_str()).collect::<Vec<_>>(), ["applied", "applied", "voided"]);
+    // The office dates an "accept" a day after the change that carries it,
+    // to stand as the latest decision for ever (#13, item 5): it moves nothing.
+    let ahead = now_ms() + 86_400_000;
+    office
+        .write(&t.space, &item, |tx| {
+            let r = tx.put_object(ROOT, format!("r/{}/{ahead:013}-x", fa[0].movement), automerge::ObjType::Map)?;
+            tx.put(&r, "resolution", "accept")?;
+            tx.put(&r, "reason", "永远最新")?;
+            tx.put(&r, "by", "office")?;
+            tx.put(&r, "at", ahead)?;
+            Ok(())
+        })
+        .expect("write");
+    push(&office, &t.coord, &t.space);
+    assert_eq!(balance(&t.coord, &t.space, &li), 2, "the void stands");
 }
 
 #[test]

@@ -502,7 +502,10 @@ fn ledger_item(tx: &Connection, space: &str, year: u16, doc: &Automerge, writes:
             // member per item, whichever coordinator (or year's document)
             // wrote it; of two, the earliest stands, whatever the order.
             let mut parts = rest.splitn(3, '/');
-            if let (Some(kind), Some(item), Some(member)) = (parts.next(), parts.next(), parts.next()) {
+            let attested = crate::space::attested_i64(doc, &e, "at");
+            if let (Some(kind), Some(item), Some(member), Some(at)) =
+                (parts.next(), parts.next(), parts.next(), attested)
+            {
                 tx.prepare_cached(
                     "INSERT INTO ledger_awards (space_id, kind, item_id, member, at, by_member)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -515,7 +518,9 @@ fn ledger_item(tx: &Connection, space: &str, year: u16, doc: &Automerge, writes:
         } else if let Some((movement, _stamp)) = key.strip_prefix("r/").and_then(|k| k.rsplit_once('/')) {
             // Resolutions are append-only entries (`r/<movement>/<stamp>`),
             // possibly in several years' documents: the latest stands,
-            // whatever order they arrive in.
+            // whatever order they arrive in. One dated after the change that
+            // carries it (to stand as the latest for ever) moves nothing.
+            let Some(at) = crate::space::attested_i64(doc, &e, "at") else { continue };
             tx.prepare_cached(
                 "INSERT INTO ledger_resolutions (space_id, movement_id, resolution, reason, by_member, at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
