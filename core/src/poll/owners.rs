@@ -10,9 +10,9 @@
 //!   members are one head) and the developer's unsold or undelivered units
 //!   count as one head together.
 //!
-//! **Who votes for a unit**: its verified owners who are active members
-//! (with a phone or not: a coordinator enters a paper ballot for an owner
-//! without one). When a coordinator has designated one co-owner to vote for
+//! **Who votes for a unit**: its verified owners who are members (active,
+//! or invited and waiting for a phone; with a phone or not: a coordinator
+//! enters a paper ballot for an owner without one). When a coordinator has designated one co-owner to vote for
 //! the unit, and that co-owner is a verified, active owner, only their
 //! ballot counts for it; without a designation any verified co-owner may
 //! vote, and of several ballots for one head the usual rule picks one: the
@@ -141,7 +141,8 @@ pub fn electorate(view: &SpaceView, building: Option<&str>, grid: Option<&str>) 
             None | Some(MemberStatus::Removed) => continue,
             Some(s) => {
                 owners.entry(l.unit.as_str()).or_default().insert(l.member.as_str());
-                if l.verified && s == MemberStatus::Active {
+                // An owner invited but without a phone yet votes too (on paper).
+                if l.verified && matches!(s, MemberStatus::Active | MemberStatus::Invited) {
                     verified.entry(l.unit.as_str()).or_default().insert(l.member.as_str());
                 }
             }
