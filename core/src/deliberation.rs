@@ -561,7 +561,7 @@ pub fn create_consultation(
     }
     let id = new_id()?;
     let agenda = serde_json::to_string(agenda)?;
-    store.write(space, &item(&id), |tx| {
+    store.write_item(space, &id, "consultation", title, |tx| {
         tx.put(ROOT, "kind", "consultation")?;
         tx.put(ROOT, "title", title)?;
         tx.put(ROOT, "date", date)?;
@@ -570,7 +570,6 @@ pub fn create_consultation(
         tx.put_object(ROOT, "minutes", ObjType::Text)?;
         Ok(())
     })?;
-    store.index_item(space, &id, "consultation", title)?;
     Ok(id)
 }
 

@@ -50,6 +50,16 @@ fn crash_writer() {
                 )
                 .expect("unit");
             writeln!(out, "ACK unit {unit}").expect("stdout");
+        } else if i % 4 == 1 {
+            // An item and its index entry: one transaction, never one without the other.
+            let item = format!("item{i}");
+            store
+                .write_item(&space, &item, "activity", "清扫", |tx| {
+                    tx.put(ROOT, "kind", "crash-item")?;
+                    Ok(())
+                })
+                .expect("item");
+            writeln!(out, "ACK item {item}").expect("stdout");
         } else {
             let key = format!("k{i}");
             store
@@ -71,6 +81,7 @@ fn sigkill_never_loses_an_acknowledged_write() {
     let exe = std::env::current_exe().expect("exe");
     let mut acked_keys = BTreeSet::new();
     let mut acked_units = BTreeSet::new();
+    let mut acked_items = BTreeSet::new();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     for round in 0..20 {
         let mut child = Command::new(&exe)
@@ -110,6 +121,9 @@ fn sigkill_never_loses_an_acknowledged_write() {
                 ["ACK", "unit", u] => {
                     acked_units.insert(u.to_string());
                 }
+                ["ACK", "item", i] => {
+                    acked_items.insert(i.to_string());
+                }
                 _ => {}
             }
         }
@@ -132,6 +146,21 @@ fn sigkill_never_loses_an_acknowledged_write() {
         assert_eq!(rows, in_doc, "round {round}: query table and document agree");
         for u in &acked_units {
             assert!(in_doc.contains(u), "round {round}: acknowledged unit {u} was lost");
+        }
+        let listed: BTreeSet<String> =
+            store.items(&space, 0, u32::MAX).expect("items").into_iter().map(|i| i.item_id).collect();
+        let item_docs: BTreeSet<String> = store
+            .doc_ids(&space)
+            .expect("docs")
+            .into_iter()
+            .filter_map(|d| match d {
+                DocId::Item { item } if item.starts_with("item") => Some(item),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(listed, item_docs, "round {round}: every item has its index entry and no entry lacks its item");
+        for i in &acked_items {
+            assert!(listed.contains(i), "round {round}: acknowledged item {i} was lost");
         }
     }
     assert!(

@@ -849,7 +849,7 @@ pub fn create_activity(store: &Store, space: &str, input: &ActivityInput) -> Res
         return Err(Error::Invalid("slots are 1 to 10000".into()));
     }
     let id = new_id()?;
-    store.write(space, &DocId::Item { item: id.clone() }, |tx| {
+    store.write_item(space, &id, "activity", &input.title, |tx| {
         tx.put(ROOT, "kind", "activity")?;
         tx.put(ROOT, "title", input.title.as_str())?;
         tx.put(ROOT, "category", input.category.as_str())?;
@@ -858,7 +858,6 @@ pub fn create_activity(store: &Store, space: &str, input: &ActivityInput) -> Res
         tx.put(ROOT, "slots", input.slots.unwrap_or(0))?;
         Ok(())
     })?;
-    store.index_item(space, &id, "activity", &input.title)?;
     Ok(id)
 }
 

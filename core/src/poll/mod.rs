@@ -638,7 +638,7 @@ pub fn create(store: &Store, space: &str, spec: &VoteSpec) -> Result<String> {
     store.my_coordinator(space, "run votes")?;
     let id = new_id()?;
     let json = serde_json::to_string(spec)?;
-    store.write(space, &item(&id), |tx| {
+    store.write_item(space, &id, "vote", &spec.title, |tx| {
         tx.put(ROOT, "kind", "vote")?;
         tx.put(ROOT, "spec", json.as_str())?;
         tx.put(ROOT, "created_at", now_ms())?;
@@ -647,7 +647,6 @@ pub fn create(store: &Store, space: &str, spec: &VoteSpec) -> Result<String> {
         }
         Ok(())
     })?;
-    store.index_item(space, &id, "vote", &spec.title)?;
     Ok(id)
 }
 

@@ -758,39 +758,8 @@ impl Store {
     where
         F: FnOnce(&mut Transaction<'_>) -> Result<()>,
     {
-        if *doc_id == DocId::Space {
-            return Err(Error::Invalid("edit the space document with edit_space".into()));
-        }
         let mut inner = self.lock()?;
-        let now = now_ms();
-        {
-            let v = view(&mut inner, space)?;
-            let author =
-                v.author(&self.device, now).map_err(|reason| Error::Refused { doc: doc_id.clone(), reason })?;
-            if !trust::may_write(doc_id, &author) {
-                return Err(Error::NotAllowed(format!("write {}", doc_id.kind())));
-            }
-        }
-        let actor = inner.key.actor();
-        let doc = load(&mut inner, space, doc_id)?;
-        if doc.get_actor() != &actor {
-            doc.set_actor(actor);
-        }
-        let mut tx = doc.transaction();
-        if let Err(e) = f(&mut tx) {
-            tx.rollback();
-            return Err(e);
-        }
-        let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now_ms().max(now).max(at)));
-        let Some(hash) = hash else { return Ok(None) };
-        let change = doc.get_change_by_hash(&hash).ok_or_else(|| Error::Internal("committed change missing".into()))?;
-        let writes = if projected(doc_id) {
-            space::change_writes(doc, &change).map_err(|reason| Error::Refused { doc: doc_id.clone(), reason })?
-        } else {
-            Vec::new()
-        };
-        let sig = inner.key.sign_change(space, doc_id, &hash);
-        let batch = Accepted { changes: vec![(change, sig.to_vec())], writes };
+        let Some((hash, batch)) = commit_local(&mut inner, space, doc_id, at, f)? else { return Ok(None) };
         let outcome = Outcome { accepted: &batch, refused: &[], flags: &[], held: &[], held_done: &[] };
         if let Err(e) = persist(&mut inner, space, doc_id, &outcome, None) {
             evict(&mut inner, space, doc_id);
@@ -799,6 +768,59 @@ impl Store {
         drop(inner);
         self.notify(space, doc_id);
         Ok(Some(hash))
+    }
+
+    /// Create an item: write its document through `f` and its entry in the
+    /// item index of the current year, both in one SQLite transaction, so a
+    /// crash never leaves an item without its index entry or the reverse.
+    pub fn write_item<F>(&self, space: &str, item: &str, kind: &str, title: &str, f: F) -> Result<()>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<()>,
+    {
+        if !crate::doc::valid_token(item) || !crate::doc::valid_token(kind) {
+            return Err(Error::Invalid("item id or kind".into()));
+        }
+        let me = self.my_member(space)?;
+        let now = now_ms();
+        let item_doc = DocId::Item { item: item.to_string() };
+        let index_doc = DocId::Index { year: year_of(now) };
+        let mut inner = self.lock()?;
+        let first = commit_local(&mut inner, space, &item_doc, 0, f)?;
+        let second = match commit_local(&mut inner, space, &index_doc, 0, |tx| {
+            project::write_index_entry(tx, item, kind, title, &me, now)
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                evict(&mut inner, space, &item_doc);
+                return Err(e);
+            }
+        };
+        let batches: Vec<(&DocId, Accepted)> = [(&item_doc, first), (&index_doc, second)]
+            .into_iter()
+            .filter_map(|(d, b)| b.map(|(_, batch)| (d, batch)))
+            .collect();
+        let persisted = (|| -> Result<()> {
+            let Inner { conn, docs, .. } = &mut *inner;
+            let tx = conn.transaction()?;
+            for (doc_id, batch) in &batches {
+                let doc = docs
+                    .get(&(space.to_string(), doc_id.to_string()))
+                    .ok_or_else(|| Error::Internal("document not loaded".into()))?;
+                write_changes(&tx, space, doc_id, doc, batch, None)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        if let Err(e) = persisted {
+            evict(&mut inner, space, &item_doc);
+            evict(&mut inner, space, &index_doc);
+            return Err(e);
+        }
+        drop(inner);
+        for (doc_id, _) in &batches {
+            self.notify(space, doc_id);
+        }
+        Ok(())
     }
 
     /// Read a document. The closure sees the merged automerge document.
@@ -1466,6 +1488,59 @@ fn causal_order(batch: &[(Change, Vec<u8>)]) -> Vec<usize> {
         }
     }
     order
+}
+
+/// A local write's change, committed to the cached document and signed, not
+/// yet persisted: the writer rule of the document's kind is checked first.
+/// `None` when the closure wrote nothing.
+fn commit_local<F>(
+    inner: &mut Inner,
+    space: &str,
+    doc_id: &DocId,
+    at: i64,
+    f: F,
+) -> Result<Option<(ChangeHash, Accepted)>>
+where
+    F: FnOnce(&mut Transaction<'_>) -> Result<()>,
+{
+    if *doc_id == DocId::Space {
+        return Err(Error::Invalid("edit the space document with edit_space".into()));
+    }
+    let now = now_ms();
+    let device = inner.key.id();
+    {
+        let v = view(inner, space)?;
+        let author = v.author(&device, now).map_err(|reason| Error::Refused { doc: doc_id.clone(), reason })?;
+        if !trust::may_write(doc_id, &author) {
+            return Err(Error::NotAllowed(format!("write {}", doc_id.kind())));
+        }
+    }
+    let actor = inner.key.actor();
+    let doc = load(inner, space, doc_id)?;
+    if doc.get_actor() != &actor {
+        doc.set_actor(actor);
+    }
+    let mut tx = doc.transaction();
+    if let Err(e) = f(&mut tx) {
+        tx.rollback();
+        return Err(e);
+    }
+    let (hash, _) = tx.commit_with(CommitOptions::default().with_time(now_ms().max(now).max(at)));
+    let Some(hash) = hash else { return Ok(None) };
+    let change = doc.get_change_by_hash(&hash).ok_or_else(|| Error::Internal("committed change missing".into()))?;
+    let writes = if projected(doc_id) {
+        match space::change_writes(doc, &change) {
+            Ok(w) => w,
+            Err(reason) => {
+                evict(inner, space, doc_id);
+                return Err(Error::Refused { doc: doc_id.clone(), reason });
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let sig = inner.key.sign_change(space, doc_id, &hash);
+    Ok(Some((hash, Accepted { changes: vec![(change, sig.to_vec())], writes })))
 }
 
 /// The one path by which changes enter a document: checks, merge, persist.

@@ -267,13 +267,12 @@ pub fn create(store: &Store, space: &str, definition: &str) -> Result<String> {
     store.my_coordinator(space, "run surveys")?;
     let id = new_id()?;
     let json = serde_json::to_string(&def)?;
-    store.write(space, &item(&id), |tx| {
+    store.write_item(space, &id, "survey", &def.title, |tx| {
         tx.put(ROOT, "kind", "survey")?;
         tx.put(ROOT, "draft", json.as_str())?;
         tx.put(ROOT, "created_at", now_ms())?;
         Ok(())
     })?;
-    store.index_item(space, &id, "survey", &def.title)?;
     Ok(id)
 }
 
