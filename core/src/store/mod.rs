@@ -1654,6 +1654,8 @@ fn merge(
     // either touches rights (see `unseen` below).
     let mut unsettled = false;
     let mut rights_touched = false;
+    let register_was_empty = *doc_id == DocId::Space && load(inner, space, doc_id)?.get_heads().is_empty();
+    let mut merged_here: HashSet<ChangeHash> = HashSet::new();
     // Outside the register, verdicts need nothing the batch writes, so the
     // checked changes are applied in one call (automerge's cost per call
     // grows with the document: one call per change made a batch quadratic).
@@ -1747,11 +1749,17 @@ fn merge(
         // Register changes here that this one did not see: when they or it
         // touch rights, its verdict may depend on the order the two are
         // taken in, and the register is recomputed from every change held.
-        let unseen: Vec<Change> = if *doc_id == DocId::Space && !same_heads(&doc.get_heads(), c.deps()) {
-            contained(|| doc.get_changes(c.deps())).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        // Changes of this very batch are taken in the canonical order already
+        // (a batch into an empty register, a join, needs no walk at all):
+        // only those here before the batch count.
+        let unseen: Vec<Change> =
+            if *doc_id == DocId::Space && !register_was_empty && !same_heads(&doc.get_heads(), c.deps()) {
+                let mut u = contained(|| doc.get_changes(c.deps())).unwrap_or_default();
+                u.retain(|x| !merged_here.contains(&x.hash()));
+                u
+            } else {
+                Vec::new()
+            };
         if !unseen.is_empty() && !unsettled {
             unsettled = unseen
                 .iter()
@@ -1834,6 +1842,7 @@ fn merge(
             };
             if *doc_id == DocId::Space {
                 current.refresh(doc, &Touched::from_writes(&writes))?;
+                merged_here.insert(h);
                 let rights = touches_rights(&writes);
                 rights_touched |= rights;
                 unsettled |= !unseen.is_empty() && rights;
