@@ -384,13 +384,15 @@ pub const MIGRATIONS: &[&str] = &[
      ALTER TABLE ledger_hours ADD COLUMN entered_by TEXT NOT NULL DEFAULT '';",
     // 14: participation in votes and surveys rests on public facts: a
     // coordinator's award entry in `item/ledger-<year>` (who took part in
-    // which item, and when), which every reader of the ledger holds
+    // which item, and when), which every reader of the ledger holds; and
+    // devices by member, for the members list's count of phones
     "CREATE TABLE ledger_awards (
         space_id TEXT NOT NULL, kind TEXT NOT NULL, item_id TEXT NOT NULL, member TEXT NOT NULL,
         at INTEGER NOT NULL, by_member TEXT NOT NULL,
         PRIMARY KEY (space_id, kind, item_id, member)
      ) STRICT, WITHOUT ROWID;
-     CREATE INDEX ledger_awards_by_member ON ledger_awards (space_id, member);",
+     CREATE INDEX ledger_awards_by_member ON ledger_awards (space_id, member);
+     CREATE INDEX devices_by_member ON devices (space_id, member_id);",
 ];
 
 /// Bring the schema up to `target` migrations (normally all of them).
