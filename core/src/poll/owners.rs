@@ -348,58 +348,56 @@ fn outcome(o: &OwnersReport) -> &'static str {
     }
 }
 
-fn owners_of(t: &Tally) -> Option<&OwnersReport> {
-    t.owners.as_ref()
+/// The yes / no / abstain line of a notice.
+fn split(o: &OwnersReport) -> String {
+    let part = |label: &str, c: &Count| format!("{label} {} 人 / {} m²", c.heads, square_metres(c.area_centi));
+    [part("同意", &o.approving), part("反对", &o.opposing), part("弃权", &o.abstaining)].join("；")
+}
+
+/// The unit lists of a notice, in order: its heading, what the CSV calls
+/// such a unit (the developer's units are listed under their standing
+/// there), and the units.
+fn sections(o: &OwnersReport) -> Vec<(&'static str, Option<&'static str>, &[UnitLine])> {
+    let mut v: Vec<(&'static str, Option<&'static str>, &[UnitLine])> = vec![
+        ("参与表决的专有部分", Some("参与表决"), &o.took_part),
+        ("未参与表决的专有部分", Some("未参与表决"), &o.absent),
+        ("业主身份尚未核实的专有部分", Some("业主身份尚未核实"), &o.unverified),
+        ("尚无登记业主的专有部分", Some("尚无登记业主"), &o.no_owner),
+    ];
+    if !o.developer_units.is_empty() {
+        v.push(("建设单位尚未出售或尚未交付的专有部分（合计按一人计算）", None, &o.developer_units));
+    }
+    v
+}
+
+fn met(yes: bool) -> &'static str {
+    if yes { "是" } else { "否" }
 }
 
 /// The public notice of an owners' decision as Markdown: the units and
 /// areas that took part (no names), each threshold with its numbers, and the
 /// outcome. `None` for a vote that is not an owners' decision.
 pub fn notice_markdown(t: &Tally) -> Option<String> {
-    let o = owners_of(t)?;
+    let o = t.owners.as_ref()?;
     let mut s = String::new();
     let _ = writeln!(s, "# 业主共同决定公示：{}\n", t.title);
     let _ = writeln!(s, "- 事项类别：{}", matter_label(o.matter));
     let _ = writeln!(s, "- 表决结果：**{}**", outcome(o));
-    let _ = writeln!(
-        s,
-        "- 同意 {} 人 / {} m²；反对 {} 人 / {} m²；弃权 {} 人 / {} m²\n",
-        o.approving.heads,
-        square_metres(o.approving.area_centi),
-        o.opposing.heads,
-        square_metres(o.opposing.area_centi),
-        o.abstaining.heads,
-        square_metres(o.abstaining.area_centi)
-    );
+    let _ = writeln!(s, "- {}\n", split(o));
     let _ = writeln!(s, "## 法定比例\n\n| 项目 | 分子 | 分母 | 标准 | 是否达到 |\n|---|---|---|---|---|");
     for r in rows(o) {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} |",
-            r.what,
-            r.numerator,
-            r.denominator,
-            r.bound,
-            if r.met { "是" } else { "否" }
-        );
+        let _ = writeln!(s, "| {} | {} | {} | {} | {} |", r.what, r.numerator, r.denominator, r.bound, met(r.met));
     }
-    let list = |s: &mut String, title: &str, units: &[UnitLine]| {
+    for (title, _, units) in sections(o) {
         let _ = writeln!(s, "\n## {title}（{} 户）\n", units.len());
         if units.is_empty() {
             let _ = writeln!(s, "无");
-        } else {
-            let _ = writeln!(s, "| 房号 | 专有部分面积 |\n|---|---|");
-            for u in units {
-                let _ = writeln!(s, "| {} | {} m² |", u.label, square_metres(u.area_centi));
-            }
+            continue;
         }
-    };
-    list(&mut s, "参与表决的专有部分", &o.took_part);
-    list(&mut s, "未参与表决的专有部分", &o.absent);
-    list(&mut s, "业主身份尚未核实的专有部分", &o.unverified);
-    list(&mut s, "尚无登记业主的专有部分", &o.no_owner);
-    if !o.developer_units.is_empty() {
-        list(&mut s, "建设单位尚未出售或尚未交付的专有部分（合计按一人计算）", &o.developer_units);
+        let _ = writeln!(s, "| 房号 | 专有部分面积 |\n|---|---|");
+        for u in units {
+            let _ = writeln!(s, "| {} | {} m² |", u.label, square_metres(u.area_centi));
+        }
     }
     Some(s)
 }
@@ -422,27 +420,18 @@ fn html_escape(s: &str) -> String {
 /// The public notice as a standalone HTML page (UTF-8), for printing and
 /// posting.
 pub fn notice_html(t: &Tally) -> Option<String> {
-    let o = owners_of(t)?;
+    let o = t.owners.as_ref()?;
     let e = html_escape;
+    let title = e(&t.title);
     let mut s = String::new();
-    let _ = write!(
-        s,
-        "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>业主共同决定公示：{}</title></head><body>\n",
-        e(&t.title)
-    );
-    let _ = writeln!(s, "<h1>业主共同决定公示：{}</h1>", e(&t.title));
-    let _ =
-        writeln!(s, "<p>事项类别：{}</p>\n<p>表决结果：<strong>{}</strong></p>", matter_label(o.matter), outcome(o));
     let _ = writeln!(
         s,
-        "<p>同意 {} 人 / {} m²；反对 {} 人 / {} m²；弃权 {} 人 / {} m²</p>",
-        o.approving.heads,
-        square_metres(o.approving.area_centi),
-        o.opposing.heads,
-        square_metres(o.opposing.area_centi),
-        o.abstaining.heads,
-        square_metres(o.abstaining.area_centi)
+        "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>业主共同决定公示：{title}</title></head><body>"
     );
+    let _ = writeln!(s, "<h1>业主共同决定公示：{title}</h1>");
+    let _ =
+        writeln!(s, "<p>事项类别：{}</p>\n<p>表决结果：<strong>{}</strong></p>", matter_label(o.matter), outcome(o));
+    let _ = writeln!(s, "<p>{}</p>", split(o));
     let _ = writeln!(
         s,
         "<h2>法定比例</h2>\n<table border=\"1\"><tr><th>项目</th><th>分子</th><th>分母</th><th>标准</th><th>是否达到</th></tr>"
@@ -455,47 +444,34 @@ pub fn notice_html(t: &Tally) -> Option<String> {
             r.numerator,
             r.denominator,
             e(&r.bound),
-            if r.met { "是" } else { "否" }
+            met(r.met)
         );
     }
     let _ = writeln!(s, "</table>");
-    let list = |s: &mut String, title: &str, units: &[UnitLine]| {
-        let _ = writeln!(s, "<h2>{title}（{} 户）</h2>", units.len());
+    for (heading, _, units) in sections(o) {
+        let _ = writeln!(s, "<h2>{heading}（{} 户）</h2>", units.len());
         if units.is_empty() {
             let _ = writeln!(s, "<p>无</p>");
-            return;
+            continue;
         }
         let _ = writeln!(s, "<table border=\"1\"><tr><th>房号</th><th>专有部分面积</th></tr>");
         for u in units {
             let _ = writeln!(s, "<tr><td>{}</td><td>{} m²</td></tr>", e(&u.label), square_metres(u.area_centi));
         }
         let _ = writeln!(s, "</table>");
-    };
-    list(&mut s, "参与表决的专有部分", &o.took_part);
-    list(&mut s, "未参与表决的专有部分", &o.absent);
-    list(&mut s, "业主身份尚未核实的专有部分", &o.unverified);
-    list(&mut s, "尚无登记业主的专有部分", &o.no_owner);
-    if !o.developer_units.is_empty() {
-        list(&mut s, "建设单位尚未出售或尚未交付的专有部分（合计按一人计算）", &o.developer_units);
     }
     let _ = writeln!(s, "</body></html>");
     Some(s)
 }
 
-fn csv_field(s: &str) -> String {
-    // A leading = + - @ would be read as a formula by Excel and WPS.
-    let guarded = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
-    if guarded.contains([',', '"', '\n', '\r']) { format!("\"{}\"", guarded.replace('"', "\"\"")) } else { guarded }
-}
-
 /// The public notice as CSV that opens correctly in Excel and WPS (UTF-8
-/// with a BOM, CRLF): a section of thresholds, then one row per unit with
-/// what it was to the decision.
+/// with a BOM, CRLF, cells guarded against formulas): a section of
+/// thresholds, then one row per unit with what it was to the decision.
 pub fn notice_csv(t: &Tally) -> Option<String> {
-    let o = owners_of(t)?;
+    let o = t.owners.as_ref()?;
     let mut s = String::from("\u{feff}");
     let line = |s: &mut String, fields: &[&str]| {
-        let row: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        let row: Vec<String> = fields.iter().map(|f| crate::store::csv_cell(f, true)).collect();
         s.push_str(&row.join(","));
         s.push_str("\r\n");
     };
@@ -504,14 +480,14 @@ pub fn notice_csv(t: &Tally) -> Option<String> {
     line(&mut s, &["表决结果", outcome(o)]);
     line(&mut s, &["项目", "分子", "分母", "标准", "是否达到"]);
     for r in rows(o) {
-        line(&mut s, &[r.what, &r.numerator, &r.denominator, &r.bound, if r.met { "是" } else { "否" }]);
+        line(&mut s, &[r.what, &r.numerator, &r.denominator, &r.bound, met(r.met)]);
     }
     line(&mut s, &["房号", "专有部分面积（m²）", "情况"]);
-    let mut units: Vec<(&UnitLine, &str)> = Vec::new();
-    units.extend(o.took_part.iter().map(|u| (u, "参与表决")));
-    units.extend(o.absent.iter().map(|u| (u, "未参与表决")));
-    units.extend(o.unverified.iter().map(|u| (u, "业主身份尚未核实")));
-    units.extend(o.no_owner.iter().map(|u| (u, "尚无登记业主")));
+    let mut units: Vec<(&UnitLine, &str)> = sections(o)
+        .into_iter()
+        .filter_map(|(_, what, units)| what.map(|w| units.iter().map(move |u| (u, w))))
+        .flatten()
+        .collect();
     units.sort_by(|a, b| a.0.unit.cmp(&b.0.unit));
     for (u, what) in units {
         line(&mut s, &[&u.label, &square_metres(u.area_centi), what]);
