@@ -346,7 +346,7 @@ pub fn add_rule(store: &Store, space: &str, on: RuleOn, item: Option<&str>, poin
 /// already there are not written again; nothing set aside is awarded.
 /// Publishing a result awards too. Returns how many awards were written.
 pub fn award_participation(store: &Store, space: &str, item: &str) -> Result<usize> {
-    let me = store.my_coordinator(space, "award participation")?;
+    store.my_coordinator(space, "award participation")?;
     let item_kind =
         store.read(space, &DocId::Item { item: item.to_string() }, |d| crate::space::get_str(d, &ROOT, "kind"))?;
     let (what, took_part) = match item_kind.as_deref() {
@@ -354,6 +354,20 @@ pub fn award_participation(store: &Store, space: &str, item: &str) -> Result<usi
         Some("survey") => ("survey", crate::survey::took_part(store, space, item)?),
         _ => return Err(Error::Invalid("participation is awarded for a vote or a survey".into())),
     };
+    award(store, space, what, item, took_part)
+}
+
+/// Write the awards of `took_part` (member, time) in item `item` of kind
+/// `what` (`vote` or `survey`), as the item's module counted them; those
+/// already there are not written again. Coordinators.
+pub(crate) fn award(
+    store: &Store,
+    space: &str,
+    what: &str,
+    item: &str,
+    took_part: Vec<(String, i64)>,
+) -> Result<usize> {
+    let me = store.my_coordinator(space, "award participation")?;
     let awarded: BTreeSet<String> = store.query(|c| {
         let mut stmt =
             c.prepare_cached("SELECT member FROM ledger_awards WHERE space_id = ?1 AND kind = ?2 AND item_id = ?3")?;

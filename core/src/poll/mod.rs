@@ -751,7 +751,9 @@ pub fn publish(store: &Store, space: &str, vote_id: &str) -> Result<Tally> {
     if !matches!(v.stage, Stage::Closed | Stage::Published) {
         return Err(Error::Invalid("only a closed vote can be published".into()));
     }
-    let mut t = count(store, space, &v)?;
+    let casts = casts(store, space, vote_id)?;
+    let mut t = tally(&v, &casts, &grants(store, space, vote_id)?, &coordinators(store, space)?);
+    let took = took_part_in(&t, &casts);
     if v.spec.visibility == BallotVisibility::CoordinatorsOnly {
         for row in &mut t.audit {
             row.author.clear();
@@ -774,7 +776,7 @@ pub fn publish(store: &Store, space: &str, vote_id: &str) -> Result<Tally> {
     // Who took part earns by the space's participation rules, from a public
     // award every reader of the ledger holds (idempotent: a crash between
     // the two writes is made good by the next publication or award).
-    crate::ledger::award_participation(store, space, vote_id)?;
+    crate::ledger::award(store, space, "vote", vote_id, took)?;
     Ok(t)
 }
 
@@ -981,8 +983,13 @@ pub fn took_part(store: &Store, space: &str, vote_id: &str) -> Result<Vec<(Strin
     let v = vote(store, space, vote_id)?;
     let casts = casts(store, space, vote_id)?;
     let t = tally(&v, &casts, &grants(store, space, vote_id)?, &coordinators(store, space)?);
+    Ok(took_part_in(&t, &casts))
+}
+
+/// The voters of the ballots that counted in `t`, with their ballots' times.
+fn took_part_in(t: &Tally, casts: &[Cast]) -> Vec<(String, i64)> {
     let counted: BTreeSet<String> = t.counted_receipts().into_iter().collect();
-    Ok(casts.iter().filter(|c| counted.contains(&hex::encode(c.receipt))).map(|c| (c.voter.clone(), c.at)).collect())
+    casts.iter().filter(|c| counted.contains(&hex::encode(c.receipt))).map(|c| (c.voter.clone(), c.at)).collect()
 }
 
 /// The tally from the ballots this device holds. `None` while the results are
