@@ -195,14 +195,7 @@ impl LinliApp {
         given_on_ms: i64,
         note: String,
     ) -> Result<String> {
-        let input = ledger::HoursInput {
-            to: to_member,
-            activity: activity_id,
-            category: category_id,
-            minutes,
-            on: given_on_ms,
-            note,
-        };
+        let input = crate::points::hours_input(to_member, activity_id, category_id, minutes, given_on_ms, note);
         Ok(ledger::log_hours_for(&self.store, &space_id, &volunteer_id, &input)?)
     }
 

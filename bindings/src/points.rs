@@ -5,6 +5,18 @@ use linli_core::ledger::{self, HoursStatus};
 
 use crate::{LinliApp, Result, json};
 
+/// Hours given to a member or for an activity, as the core takes them.
+pub(crate) fn hours_input(
+    to: Option<String>,
+    activity: Option<String>,
+    category: String,
+    minutes: i64,
+    on: i64,
+    note: String,
+) -> ledger::HoursInput {
+    ledger::HoursInput { to, activity, category, minutes, on, note }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum OfferKind {
     Offer,
@@ -336,14 +348,7 @@ impl LinliApp {
         given_on_ms: i64,
         note: String,
     ) -> Result<String> {
-        let input = ledger::HoursInput {
-            to: to_member,
-            activity: activity_id,
-            category: category_id,
-            minutes,
-            on: given_on_ms,
-            note,
-        };
+        let input = hours_input(to_member, activity_id, category_id, minutes, given_on_ms, note);
         Ok(ledger::log_hours(&self.store, &space_id, &input)?)
     }
 
