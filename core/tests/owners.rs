@@ -410,3 +410,16 @@ proptest! {
         prop_assert_eq!(counted_area, o.participation_area.numerator, "the units listed are the area counted");
     }
 }
+
+/// A designation written around the API (any device that may write the
+/// register's units, naming anyone) moves nothing: only a verified owner of
+/// the unit can be its designated voter.
+#[test]
+fn a_designation_naming_a_non_owner_is_ignored() {
+    let view = register(&[(10_000, vec![(1, true), (2, true)], Some(3), false)]);
+    let heads = owners::electorate(&view, None, None);
+    assert_eq!(heads.len(), 1);
+    assert_eq!(heads[0].members, vec!["m1".to_string(), "m2".to_string()], "either co-owner votes, m3 does not");
+    let view = register(&[(10_000, vec![(1, true), (2, false)], Some(2), false)]);
+    assert_eq!(owners::electorate(&view, None, None)[0].members, vec!["m1".to_string()], "nor an unverified one");
+}
