@@ -1967,8 +1967,36 @@ fn merge(
             report.also_changed = rebuild_revoked(inner, space, &before)?;
         }
         report.also_changed.extend(retry_held(inner, space)?);
+    } else if !from_held && !report.accepted.is_empty() {
+        // A change kept aside for a dependency kept aside may also have
+        // waited on one this batch brought: it goes again now, or it would
+        // stay aside on this replica while one that met the changes in
+        // another order merged it.
+        let r = retry_waiting(inner, space, doc_id, &report.accepted)?;
+        report.accepted.extend(r.accepted);
+        report.arrived.extend(r.arrived);
     }
     Ok(Attempt::Done(report))
+}
+
+/// Try again the changes of `doc_id` kept aside that depend on one of
+/// `accepted` (just merged): those kept aside on a change still aside stay.
+fn retry_waiting(inner: &mut Inner, space: &str, doc_id: &DocId, accepted: &[ChangeHash]) -> Result<ApplyReport> {
+    let did = doc_id.to_string();
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = {
+        let mut stmt = inner
+            .conn
+            .prepare_cached("SELECT bytes, signature FROM held WHERE space_id = ?1 AND doc_id = ?2 ORDER BY at")?;
+        let rows = stmt.query_map(params![space, did], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let just: HashSet<&ChangeHash> = accepted.iter().collect();
+    let changes: Vec<(Change, Vec<u8>)> =
+        rows.into_iter().filter_map(|(bytes, sig)| trust::parse_change(&bytes).ok().map(|c| (c, sig))).collect();
+    if !changes.iter().any(|(c, _)| c.deps().iter().any(|d| just.contains(d))) {
+        return Ok(ApplyReport::default());
+    }
+    merge_guarded(inner, space, doc_id, changes, Vec::new(), true)
 }
 
 /// The register's revocations changed (a revocation, removal or demotion
