@@ -820,7 +820,7 @@ fn a_change_kept_aside_merges_once_all_it_waited_on_is_here() {
     assert_eq!(x.apply(&t.space, &doc, from_tablet).expect("t1").held.len(), 1, "the tablet is not known yet");
     assert_eq!(x.apply(&t.space, &doc, on_both).expect("p2").held.len(), 1, "built on a change kept aside");
     let rep = x.apply(&t.space, &DocId::Space, added).expect("admitted");
-    assert_eq!(rep.also_changed, [doc.clone()], "the tablet's change merges");
+    assert_eq!(rep.also_changed, std::slice::from_ref(&doc), "the tablet's change merges");
     let rep = x.apply(&t.space, &doc, from_phone).expect("p0");
     assert_eq!(rep.accepted.len(), 2, "the phone's two: {rep:?}");
     assert_eq!(x.heads(&t.space, &doc).expect("heads"), t.r(0).heads(&t.space, &doc).expect("heads"));
