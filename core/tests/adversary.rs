@@ -88,6 +88,9 @@ enum Step {
     Equivocate(u8),
     /// The tablet tries to give itself coordinator rights.
     Promote,
+    /// The tablet dates a change (and the entry in it) a day ahead, to
+    /// stand as its member's latest for ever.
+    Ahead(u8),
     /// One invite redeemed on two new phones: one through the server, one
     /// through the hub (once).
     InviteRace,
@@ -105,6 +108,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Replay),
         1 => any::<u8>().prop_map(Step::Equivocate),
         1 => Just(Step::Promote),
+        1 => any::<u8>().prop_map(Step::Ahead),
         1 => Just(Step::InviteRace),
     ]
 }
@@ -317,6 +321,24 @@ impl World {
                 self.forged.insert(h);
                 self.tablet_sends(&self.server_t(), &DocId::Space, vec![c.clone()]);
                 self.tablet_sends(&self.hub_t(), &DocId::Space, vec![c]);
+            }
+            Step::Ahead(x) => {
+                // Waits on every replica for its time, a day away: it never
+                // counts while the schedule runs.
+                let doc = member_doc("r1", false, "tablet");
+                let day = now_ms() + 86_400_000;
+                let c = self.tablet_change(&doc, |tx| {
+                    tx.put(ROOT, format!("latest{n}"), day + i64::from(*x)).expect("put");
+                });
+                let ahead = forge(&c, &self.space, &doc, &self.tablet, |e| e.time = day);
+                let h = automerge::Change::try_from(ahead.bytes.as_slice()).expect("change").hash();
+                let seq =
+                    self.by_tablet.remove(&automerge::Change::try_from(c.bytes.as_slice()).expect("change").hash());
+                self.by_tablet.insert(h, seq.expect("the tablet's"));
+                self.forged.insert(h);
+                self.phones[3].apply(&self.space, &doc, vec![ahead.clone()]).expect("relay");
+                self.tablet_sends(&self.server_t(), &doc, vec![ahead.clone()]);
+                self.tablet_sends(&self.hub_t(), &doc, vec![ahead]);
             }
             Step::InviteRace => {
                 if !self.raced {

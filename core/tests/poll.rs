@@ -516,3 +516,78 @@ fn a_ballot_that_arrives_after_publication_reaches_the_official_result() {
         assert!(!json.contains(id.as_str()), "the published result names no voter");
     }
 }
+
+/// A change dated further ahead of the receiver's clock than
+/// `MAX_AHEAD_MS` (#13, item 5) is not merged: a ballot a device dates
+/// ahead, with its change, to stand as its voter's latest for ever waits,
+/// with every change built on it, and the honest ballot stands. Nothing is
+/// lost: once the clock comes within the bound, the next merge takes both.
+#[test]
+fn a_change_dated_ahead_of_the_receivers_clock_waits_for_its_time() {
+    use automerge::ROOT;
+    use automerge::transaction::{CommitOptions, Transactable};
+    use linli_core::store::{MAX_AHEAD_MS, now_ms};
+    let m = meeting(1);
+    let vote = poll::create(
+        &m.coord,
+        &m.space,
+        &VoteSpec { visibility: BallotVisibility::AllMembers, ..spec(VoteKind::YesNoAbstain, Eligibility::AllMembers) },
+    )
+    .expect("create");
+    poll::open(&m.coord, &m.space, &vote).expect("open");
+    m.share_vote(&vote);
+    let (p, member) = (&m.residents[0].0, m.residents[0].1.clone());
+    let honest = poll::cast(p, &m.space, &vote, &[0]).expect("yes");
+    let tablet = linli_core::identity::DeviceKey::generate().expect("key");
+    m.coord
+        .edit_space(
+            &m.space,
+            &[SpaceEdit::AddDevice { member: member.clone(), device: tablet.id(), label: "平板".into() }],
+        )
+        .expect("tablet");
+    m.gather();
+    let doc = DocId::own_public(&member, &vote);
+    let ahead = now_ms() + MAX_AHEAD_MS + 1_500;
+    let mut d = automerge::Automerge::new();
+    for c in m.coord.changes_since(&m.space, &doc, &[]).expect("changes") {
+        d.load_incremental(&c.bytes).expect("load");
+    }
+    d.set_actor(tablet.actor());
+    let sign = |d: &automerge::Automerge| {
+        let c = d.get_last_local_change().expect("change");
+        linli_core::doc::SignedChange {
+            bytes: c.raw_bytes().to_vec(),
+            signature: tablet.sign_change(&m.space, &doc, &c.hash()).to_vec(),
+        }
+    };
+    let mut tx = d.transaction();
+    let b = tx.put_object(ROOT, format!("b/{ahead:013}/zz"), automerge::ObjType::Map).expect("entry");
+    tx.put(&b, "item", vote.as_str()).expect("item");
+    tx.put(&b, "for", member.as_str()).expect("for");
+    tx.put(&b, "mode", "own").expect("mode");
+    tx.put(&b, "choice", "[1]").expect("choice");
+    tx.put(&b, "at", ahead).expect("at");
+    tx.commit_with(CommitOptions::default().with_time(ahead));
+    let early = sign(&d);
+    let mut tx = d.transaction();
+    tx.put(ROOT, "note", "on top").expect("note");
+    tx.commit_with(CommitOptions::default().with_time(now_ms()));
+    let on_top = sign(&d);
+    let heads = m.coord.heads(&m.space, &doc).expect("heads");
+    let r = m.coord.apply(&m.space, &doc, vec![early.clone()]).expect("apply");
+    assert!(r.accepted.is_empty() && r.refused.is_empty() && r.held.len() == 1, "it waits: {r:?}");
+    let r = m.coord.apply(&m.space, &doc, vec![on_top, early]).expect("apply");
+    assert!(r.accepted.is_empty() && r.held.len() == 1 && r.duplicates == 1, "so does one built on it: {r:?}");
+    assert_eq!(m.coord.heads(&m.space, &doc).expect("heads"), heads, "nothing merged");
+    let t = poll::results(&m.coord, &m.space, &vote).expect("results").expect("a tally");
+    assert!(t.counts(&honest), "the honest ballot stands: {:?}", t.audit);
+    // Its time comes: the next merge (of anything) takes both.
+    while now_ms() + MAX_AHEAD_MS < ahead {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    m.coord.apply(&m.space, &doc, Vec::new()).expect("apply");
+    assert_eq!(m.coord.heads(&m.space, &doc).expect("heads").len(), 1);
+    assert_ne!(m.coord.heads(&m.space, &doc).expect("heads"), heads, "both merged");
+    let t = poll::results(&m.coord, &m.space, &vote).expect("results").expect("a tally");
+    assert!(!t.counts(&honest) && t.counted == 1, "now the later ballot is the voter's latest: {:?}", t.audit);
+}

@@ -214,6 +214,15 @@ fn write_the_vectors() {
         ("held", "the actor already signed a different change with sequence number 1"),
     );
     w.vector(
+        "held-dated-far-ahead",
+        "The honest ballot's change dated in the year 2200, more than an hour (MAX_AHEAD_MS) ahead of any receiver's clock: it waits, unmerged, until the clock comes within the hour.",
+        &register,
+        &ballot,
+        &[],
+        &forge(&honest, &space, &ballot, &rk, |e| e.time = 7_258_118_400_000),
+        ("held", ""),
+    );
+    w.vector(
         "refused-sequence-2-first",
         "An actor's first change in a document claims sequence number 2.",
         &register,

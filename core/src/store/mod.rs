@@ -40,6 +40,13 @@ use crate::trust::{self, contained};
 /// At most this many changes from one not-yet-known device are held per space.
 pub const HELD_PER_DEVICE: i64 = 1_000;
 
+/// How far ahead of this replica's clock a change may be dated and be
+/// merged now. One dated later, and every change built on it, waits (in
+/// `waiting`) until the clock comes within this of it: a time a device puts
+/// ahead of everyone's clock moves no close, deadline or "latest wins"
+/// before its time, and a phone whose clock runs fast loses nothing.
+pub const MAX_AHEAD_MS: i64 = 3_600_000;
+
 /// The most changes one batch (and one sync request) may carry.
 pub const MAX_CHANGES: usize = 50_000;
 
@@ -188,6 +195,9 @@ struct Inner {
     /// The device whose request is being merged ([`Store::apply_from`]):
     /// refusals are recorded, and capped, under it.
     sender: Option<DeviceId>,
+    /// Changes that waited for the clock are being merged: they are not
+    /// skipped as waiting already.
+    releasing: bool,
 }
 
 pub struct Store {
@@ -336,6 +346,7 @@ impl Store {
                 docs: DocCache::default(),
                 views: HashMap::new(),
                 legacy_signatures,
+                releasing: false,
                 sender: None,
             }),
             reader: Mutex::new(reader),
@@ -760,7 +771,7 @@ impl Store {
     {
         let mut inner = self.lock()?;
         let Some((hash, batch)) = commit_local(&mut inner, space, doc_id, at, f)? else { return Ok(None) };
-        let outcome = Outcome { accepted: &batch, refused: &[], flags: &[], held: &[], held_done: &[] };
+        let outcome = Outcome { accepted: &batch, refused: &[], flags: &[], held: &[], held_done: &[], waiting: &[] };
         if let Err(e) = persist(&mut inner, space, doc_id, &outcome, None) {
             evict(&mut inner, space, doc_id);
             return Err(e);
@@ -881,12 +892,20 @@ impl Store {
         }
         let offered: Vec<ChangeHash> = parsed.iter().map(|(c, _)| c.hash()).collect();
         let mut inner = self.lock()?;
+        let released = release_due(&mut inner, space)?;
         inner.sender = sender;
         let merged = merge_guarded(&mut inner, space, doc_id, parsed, malformed, false);
         inner.sender = None;
         drop(inner);
         let mut report = merged?;
         report.offered = offered;
+        for d in released {
+            if !report.also_changed.contains(&d) && d != *doc_id {
+                report.also_changed.push(d);
+            } else if d == *doc_id {
+                self.notify(space, doc_id);
+            }
+        }
         if !report.accepted.is_empty() {
             self.notify(space, doc_id);
         }
@@ -1572,6 +1591,23 @@ fn merge(
     let mut equivocations: Vec<(Change, Vec<u8>)> = Vec::new();
     let mut pending: Vec<(Change, Vec<u8>)> = Vec::new();
     let inner_legacy = inner.legacy_signatures;
+    // Changes of this document waiting for the clock, and until when.
+    let mut waiting_until: HashMap<ChangeHash, i64> = {
+        let mut stmt =
+            inner.conn.prepare_cached("SELECT hash, until FROM waiting WHERE space_id = ?1 AND doc_id = ?2")?;
+        let rows = stmt.query_map(params![space, did], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut map = HashMap::new();
+        for row in rows {
+            let (h, until) = row?;
+            if let Ok(h) = ChangeHash::try_from(h.as_slice()) {
+                map.insert(h, until);
+            }
+        }
+        map
+    };
+    let releasing = inner.releasing;
+    let clock = now_ms();
+    let mut waiting: Vec<(Change, Vec<u8>, i64)> = Vec::new();
     let kept_aside: HashSet<ChangeHash> = if from_held {
         HashSet::new()
     } else {
@@ -1591,8 +1627,9 @@ fn merge(
         let doc = load(inner, space, doc_id)?;
         for (c, sig) in changes {
             let h = c.hash();
-            // Already kept aside here: judged again only when the register changes.
-            let aside = kept_aside.contains(&h);
+            // Already kept aside here: judged again only when the register
+            // changes (or, waiting for the clock, when the clock reaches it).
+            let aside = kept_aside.contains(&h) || (!releasing && waiting_until.contains_key(&h));
             if doc.get_change_meta_by_hash(&h).is_some() || !seen.insert(h) || aside {
                 report.duplicates += 1;
                 if inner_legacy && !sig.is_empty() {
@@ -1623,8 +1660,13 @@ fn merge(
                 Some(o) if o != c.hash() => {
                     // Only a correctly signed duplicate is evidence against the
                     // device; it is kept aside, and the document rebuilt so the
-                    // pair is decided the same way on every replica.
-                    if trust::signer(space, doc_id, &c, &sig).is_ok() {
+                    // pair is decided the same way on every replica — once it
+                    // is not dated too far ahead to be merged at all.
+                    if c.timestamp() > clock.saturating_add(MAX_AHEAD_MS) {
+                        let until = c.timestamp() - MAX_AHEAD_MS;
+                        waiting_until.insert(c.hash(), until);
+                        waiting.push((c, sig, until));
+                    } else if trust::signer(space, doc_id, &c, &sig).is_ok() {
                         flags.push((actor.clone(), c.hash()));
                         equivocations.push((c, sig));
                     } else {
@@ -1680,6 +1722,21 @@ fn merge(
         if c.deps().iter().any(|d| held_hashes.contains(d)) {
             held_hashes.insert(h);
             held.push((c, sig));
+            continue;
+        }
+        // Built on a change waiting for the clock: it waits as long.
+        let waits_on = {
+            let doc = load(inner, space, doc_id)?;
+            c.deps()
+                .iter()
+                .filter(|d| !later.contains_key(*d) && doc.get_change_meta_by_hash(d).is_none())
+                .filter_map(|d| waiting_until.get(d))
+                .max()
+                .copied()
+        };
+        if let Some(until) = waits_on {
+            waiting_until.insert(h, until);
+            waiting.push((c, sig, until));
             continue;
         }
         if c.deps().iter().any(|d| refused_hashes.contains(d)) {
@@ -1804,6 +1861,14 @@ fn merge(
             refused.push((Some(h), reason));
             continue;
         }
+        // Dated too far ahead of this replica's clock: it waits, valid, for
+        // its time (the receiver's clock bounds every time a change attests).
+        if c.timestamp() > clock.saturating_add(MAX_AHEAD_MS) {
+            let until = c.timestamp() - MAX_AHEAD_MS;
+            waiting_until.insert(h, until);
+            waiting.push((c, sig, until));
+            continue;
+        }
         if defer {
             later.insert(h, c.max_op());
             last_seq.insert(actor, (c.seq(), c.max_op()));
@@ -1914,6 +1979,28 @@ fn merge(
     }
     held.extend(equivocations);
     report.held = held.iter().map(|(c, _)| c.hash()).collect();
+    // Waiting changes are capped per device like held ones.
+    if !waiting.is_empty() {
+        let mut stmt = inner.conn.prepare_cached("SELECT count(*) FROM waiting WHERE space_id = ?1 AND actor = ?2")?;
+        let mut counts: HashMap<Vec<u8>, i64> = HashMap::new();
+        let mut keep = Vec::with_capacity(waiting.len());
+        for (c, sig, until) in waiting {
+            let actor = c.actor_id().to_bytes().to_vec();
+            let n = match counts.get(&actor) {
+                Some(n) => *n,
+                None => stmt.query_row(params![space, actor], |r| r.get(0))?,
+            };
+            if n >= HELD_PER_DEVICE {
+                let reason = "dated ahead of this replica's clock, with too many of its device's changes waiting";
+                refused.push((Some(c.hash()), Refusal::Malformed(reason.into())));
+            } else {
+                counts.insert(actor, n + 1);
+                report.held.push(c.hash());
+                keep.push((c, sig, until));
+            }
+        }
+        waiting = keep;
+    }
     let done: Vec<ChangeHash> = if from_held {
         report
             .accepted
@@ -1925,7 +2012,14 @@ fn merge(
     } else {
         Vec::new()
     };
-    let outcome = Outcome { accepted: &accepted, refused: &refused, flags: &flags, held: &held, held_done: &done };
+    let outcome = Outcome {
+        accepted: &accepted,
+        refused: &refused,
+        flags: &flags,
+        held: &held,
+        held_done: &done,
+        waiting: &waiting,
+    };
     // The query tables are read from the merged document: a walk that
     // panics inside automerge rolls the transaction back, and the batch goes
     // again one change at a time (the last of them refused if it still does).
@@ -2192,6 +2286,28 @@ fn rebuild(inner: &mut Inner, space: &str, doc_id: &DocId) -> Result<bool> {
             }
         }
     }
+    // A change kept aside that is dated too far ahead is no candidate: it
+    // waits for its time like any other (and is judged again then).
+    let limit = now_ms().saturating_add(MAX_AHEAD_MS);
+    let ahead = |c: &Change| c.timestamp() > limit && old.get_change_meta_by_hash(&c.hash()).is_none();
+    if all.iter().any(|(c, _)| ahead(c)) {
+        let tx = inner.conn.transaction()?;
+        {
+            let mut wait = tx.prepare_cached(
+                "INSERT OR IGNORE INTO waiting (space_id, doc_id, hash, bytes, signature, actor, until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut unheld = tx.prepare_cached("DELETE FROM held WHERE space_id = ?1 AND doc_id = ?2 AND hash = ?3")?;
+            for (c, sig) in all.iter().filter(|(c, _)| ahead(c)) {
+                let h = c.hash().0.to_vec();
+                let until = c.timestamp() - MAX_AHEAD_MS;
+                wait.execute(params![space, did, h, c.raw_bytes(), sig, c.actor_id().to_bytes(), until])?;
+                unheld.execute(params![space, did, h])?;
+            }
+        }
+        tx.commit()?;
+        all.retain(|(c, _)| !ahead(c));
+    }
     let mut result = if *doc_id == DocId::Space {
         // First take the changes in canonical order, each judged by the
         // revocations taken before it: of two admins cutting each other off,
@@ -2276,6 +2392,62 @@ fn rebuild(inner: &mut Inner, space: &str, doc_id: &DocId) -> Result<bool> {
         inner.views.insert(space.to_string(), result.view);
     }
     Ok(true)
+}
+
+/// Merge the changes of a space that waited for the clock and whose time
+/// has come. Returns the documents that took some of them. They leave
+/// `waiting` once merged (or refused): a crash in between merges them again
+/// as duplicates.
+fn release_due(inner: &mut Inner, space: &str) -> Result<Vec<DocId>> {
+    let now = now_ms();
+    // Each due document's changes; a row that no longer parses just goes.
+    let mut by_doc: BTreeMap<String, Vec<(Change, Vec<u8>)>> = BTreeMap::new();
+    let mut unparsable: Vec<(String, Vec<u8>)> = Vec::new();
+    {
+        let mut stmt = inner.conn.prepare_cached(
+            "SELECT doc_id, hash, bytes, signature FROM waiting WHERE space_id = ?1 AND until <= ?2 ORDER BY until",
+        )?;
+        let mut rows = stmt.query(params![space, now])?;
+        while let Some(r) = rows.next()? {
+            let (doc, hash, bytes): (String, Vec<u8>, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            match trust::parse_change(&bytes) {
+                Ok(c) => by_doc.entry(doc).or_default().push((c, r.get(3)?)),
+                Err(_) => unparsable.push((doc, hash)),
+            }
+        }
+    }
+    if by_doc.is_empty() && unparsable.is_empty() {
+        return Ok(Vec::new());
+    }
+    let forget = "DELETE FROM waiting WHERE space_id = ?1 AND doc_id = ?2 AND hash = ?3";
+    for (doc, hash) in &unparsable {
+        inner.conn.prepare_cached(forget)?.execute(params![space, doc, hash])?;
+    }
+    // The register first: the rest are judged against it.
+    let space_doc = DocId::Space.to_string();
+    let mut docs: Vec<String> = by_doc.keys().cloned().collect();
+    docs.sort_by_key(|d| *d != space_doc);
+    let mut changed = Vec::new();
+    for doc in docs {
+        let changes = by_doc.remove(&doc).unwrap_or_default();
+        let Ok(doc_id) = doc.parse::<DocId>() else { continue };
+        let hashes: Vec<ChangeHash> = changes.iter().map(|(c, _)| c.hash()).collect();
+        inner.releasing = true;
+        let r = merge_guarded(inner, space, &doc_id, changes, Vec::new(), false);
+        inner.releasing = false;
+        let r = r?;
+        // Those still kept aside (built on a change not due yet, or a device
+        // the register does not know) stay; the rest were merged or refused.
+        let mut stmt = inner.conn.prepare_cached(forget)?;
+        for h in hashes.iter().filter(|h| !r.held.contains(h)) {
+            stmt.execute(params![space, doc, h.0.to_vec()])?;
+        }
+        if !r.accepted.is_empty() {
+            changed.push(doc_id);
+        }
+        changed.extend(r.also_changed);
+    }
+    Ok(changed)
 }
 
 /// Try the held changes of a space again (the register just changed).
@@ -2381,6 +2553,8 @@ struct Outcome<'a> {
     held: &'a [(Change, Vec<u8>)],
     /// Held changes this merge took or refused, to drop from `held`.
     held_done: &'a [ChangeHash],
+    /// Changes to keep until the clock reaches them, and until when.
+    waiting: &'a [(Change, Vec<u8>, i64)],
 }
 
 /// Record refusals under the device that sent them (`sender`; `None` for
@@ -2445,6 +2619,15 @@ fn persist(
     record_refusals(&tx, space, doc_id, outcome.refused, sender.as_ref().map(|d| d.0.as_slice()))?;
     record_flags(&tx, space, outcome.flags)?;
     hold_rows(&tx, space, &did, outcome.held.iter().map(|(c, sig)| (c, sig)))?;
+    if !outcome.waiting.is_empty() {
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR IGNORE INTO waiting (space_id, doc_id, hash, bytes, signature, actor, until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for (c, sig, until) in outcome.waiting {
+            stmt.execute(params![space, did, c.hash().0.to_vec(), c.raw_bytes(), sig, c.actor_id().to_bytes(), until])?;
+        }
+    }
     if !outcome.held_done.is_empty() {
         let mut stmt = tx.prepare_cached("DELETE FROM held WHERE space_id = ?1 AND doc_id = ?2 AND hash = ?3")?;
         for h in outcome.held_done {

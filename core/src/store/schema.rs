@@ -393,6 +393,14 @@ pub const MIGRATIONS: &[&str] = &[
      ) STRICT, WITHOUT ROWID;
      CREATE INDEX ledger_awards_by_member ON ledger_awards (space_id, member);
      CREATE INDEX devices_by_member ON devices (space_id, member_id);",
+    // 15: changes dated too far ahead of this replica's clock (and those
+    // built on them) wait here until the clock reaches them
+    "CREATE TABLE waiting (
+        space_id TEXT NOT NULL, doc_id TEXT NOT NULL, hash BLOB NOT NULL,
+        bytes BLOB NOT NULL, signature BLOB NOT NULL, actor BLOB NOT NULL, until INTEGER NOT NULL,
+        PRIMARY KEY (space_id, doc_id, hash)
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX waiting_by_until ON waiting (space_id, until);",
 ];
 
 /// Bring the schema up to `target` migrations (normally all of them).
