@@ -150,6 +150,56 @@ pub struct Device {
 pub struct Cut {
     pub rank: Rank,
     pub docs: BTreeMap<String, u64>,
+    /// Per document, the hash (hex) of the change at the cut's sequence
+    /// number that the revoker had merged: the other half of a pair the
+    /// device equivocated there counts for nothing. (Cuts written before
+    /// 2026-12 name none.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub last: BTreeMap<String, String>,
+}
+
+impl Cut {
+    /// Take in that a revoker had merged the device's changes of `doc` up to
+    /// `seq`, that last one being `last` (hex): the higher number stands; at
+    /// one number, the smaller hash, so revokers who saw two halves of a pair
+    /// agree on one.
+    pub fn include(&mut self, doc: &str, seq: u64, last: Option<String>) {
+        match self.docs.get(doc).copied() {
+            Some(s) if s > seq => {}
+            Some(s) if s == seq => {
+                if let Some(h) = last
+                    && self.last.get(doc).is_none_or(|o| h < *o)
+                {
+                    self.last.insert(doc.to_string(), h);
+                }
+            }
+            _ => {
+                self.docs.insert(doc.to_string(), seq);
+                match last {
+                    Some(h) => self.last.insert(doc.to_string(), h),
+                    None => self.last.remove(doc),
+                };
+            }
+        }
+    }
+
+    /// Whether a change of `doc` with `seq` and `hash` is within what the
+    /// revoker had seen, as far as the cut alone can tell: at or below its
+    /// number, and at its number the very change it names.
+    pub fn covers(&self, doc: &str, seq: u64, hash: &automerge::ChangeHash) -> bool {
+        match self.docs.get(doc) {
+            Some(c) if seq < *c => true,
+            Some(c) if seq == *c => self.last.get(doc).is_none_or(|l| *l == hex::encode(hash.0)),
+            _ => false,
+        }
+    }
+
+    /// The change the cut names in `doc`, with its sequence number.
+    pub fn names(&self, doc: &str) -> Option<(u64, automerge::ChangeHash)> {
+        let seq = *self.docs.get(doc)?;
+        let bytes = hex::decode(self.last.get(doc)?).ok()?;
+        Some((seq, automerge::ChangeHash::try_from(bytes.as_slice()).ok()?))
+    }
 }
 
 /// How much a device could write: a member's own documents, the
@@ -333,13 +383,19 @@ impl SpaceView {
     /// seen (`seq` at or below the cut) keeps the rank the device had then.
     /// No clock and no deps enter: a stolen phone that never syncs its
     /// revocation cannot date or base its way around it.
-    pub fn standing(&self, device: &DeviceId, doc: &crate::doc::DocId, seq: u64) -> Result<Author, Refusal> {
+    pub fn standing(
+        &self,
+        device: &DeviceId,
+        doc: &crate::doc::DocId,
+        seq: u64,
+        hash: &automerge::ChangeHash,
+    ) -> Result<Author, Refusal> {
         if let Some((id, m)) = self.member_of(device)
             && let Some(d) = m.devices.get(device)
         {
             let revoked = d.revoked_at.is_some() || m.status == MemberStatus::Removed;
             if let Some(cut) = &d.cut
-                && cut.docs.get(&doc.to_string()).is_some_and(|c| seq <= *c)
+                && cut.covers(&doc.to_string(), seq, hash)
             {
                 return Ok(cut.rank.author(id));
             }
@@ -348,6 +404,15 @@ impl SpaceView {
             }
         }
         self.author(device, i64::MAX)
+    }
+
+    /// Whether `device` is revoked, or its member removed.
+    pub fn revoked(&self, device: &DeviceId) -> bool {
+        self.member_of(device)
+            .and_then(|(_, m)| {
+                m.devices.get(device).map(|d| d.revoked_at.is_some() || m.status == MemberStatus::Removed)
+            })
+            .unwrap_or(false)
     }
 
     /// Whether a later change by `device` could be judged differently from
@@ -1285,9 +1350,8 @@ fn read_cut<R: ReadDoc>(doc: &R, device: &ObjId) -> Option<Cut> {
             None => cut,
             Some(mut m) => {
                 m.rank = m.rank.min(cut.rank);
-                for (doc, seq) in cut.docs {
-                    let e = m.docs.entry(doc).or_insert(seq);
-                    *e = (*e).max(seq);
+                for (doc, seq) in &cut.docs {
+                    m.include(doc, *seq, cut.last.get(doc).cloned());
                 }
                 m
             }

@@ -215,7 +215,7 @@ pub fn check_space_change(
     };
     // A revocation this replica knows of, beyond the device's cut.
     let now = match revocations.revocation(&device) {
-        Some(_) => Some(revocations.standing(&device, &DocId::Space, change.seq())?),
+        Some(_) => Some(revocations.standing(&device, &DocId::Space, change.seq(), &change.hash())?),
         None => None,
     };
     // Both are judged against the change's causal past: the revocation
@@ -249,7 +249,7 @@ pub fn check_doc_change(
     vouched: bool,
 ) -> Result<Author, Refusal> {
     let device = signer_or_vouched(space_id, doc_id, change, signature, vouched)?;
-    let author = current.standing(&device, doc_id, change.seq())?;
+    let author = current.standing(&device, doc_id, change.seq(), &change.hash())?;
     if may_write(doc_id, &author) { Ok(author) } else { Err(Refusal::NotAWriter(doc_id.to_string())) }
 }
 

@@ -261,3 +261,45 @@ fn a_demoted_coordinators_phone_cannot_mint_invites() {
     let e = coord_phone.create_invite(&space, "friend", &[Role::Resident], None).expect_err("not a coordinator now");
     assert!(matches!(e, Error::Refused { .. } | Error::NotAllowed(_)), "{e:?}");
 }
+
+/// A cut names the change it stops at, not only its number (#13): a tablet
+/// signs two changes with one sequence number, the revoker merges one and
+/// a neighbour's phone the other. Once the revocation is known, only the
+/// half the revoker had seen counts, on both, whichever comes first in the
+/// canonical order (the test picks the other half to come first).
+#[test]
+fn the_other_half_of_a_pair_at_the_cut_counts_nowhere() {
+    let admin = phone();
+    let space = admin.create_space("s", "admin").expect("create");
+    let (resident_phone, resident) = join(&admin, &space, "resident");
+    let tablet = DeviceKey::generate().expect("key");
+    admin
+        .edit_space(
+            &space,
+            &[SpaceEdit::AddDevice { member: resident.clone(), device: tablet.id(), label: "平板".into() }],
+        )
+        .expect("tablet");
+    push(&admin, &resident_phone, &space);
+    let doc = DocId::own_public(&resident, "2026");
+    let one = common::craft(&resident_phone, &space, &doc, &tablet, &tablet, |tx| {
+        automerge::transaction::Transactable::put(tx, automerge::ROOT, "a", 1).expect("put");
+    });
+    let hash = |c: &linli_core::doc::SignedChange| automerge::Change::try_from(c.bytes.as_slice()).expect("c").hash();
+    let two = (1..)
+        .map(|k| common::forge(&one, &space, &doc, &tablet, |e| e.time += k))
+        .find(|t| hash(t) < hash(&one))
+        .expect("a half that sorts first");
+    assert_eq!(admin.apply(&space, &doc, vec![one.clone()]).expect("apply").accepted.len(), 1);
+    assert_eq!(resident_phone.apply(&space, &doc, vec![two.clone()]).expect("apply").accepted.len(), 1);
+    admin
+        .edit_space(&space, &[SpaceEdit::RevokeDevice { member: resident.clone(), device: tablet.id() }])
+        .expect("revoke");
+    let cut = admin.view(&space).expect("view").members[&resident].devices[&tablet.id()].cut.clone().expect("cut");
+    assert_eq!(cut.names(&doc.to_string()), Some((1, hash(&one))), "the cut names the change");
+    push(&admin, &resident_phone, &space);
+    push(&resident_phone, &admin, &space);
+    for r in [&admin.store, &resident_phone.store] {
+        assert_eq!(r.heads(&space, &doc).expect("heads"), [hash(&one)], "the half the revoker saw stands");
+    }
+    assert_eq!(state(&admin, &space), state(&resident_phone, &space));
+}

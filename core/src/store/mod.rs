@@ -563,25 +563,26 @@ impl Store {
         }
         let inner = self.lock()?;
         let mut stmt = inner.conn.prepare_cached(
-            "SELECT doc_id, max(seq) FROM changes WHERE space_id = ?1 AND actor = ?2 GROUP BY doc_id",
+            // SQLite takes `hash` from the row holding the max.
+            "SELECT doc_id, max(seq), hash FROM changes WHERE space_id = ?1 AND actor = ?2 GROUP BY doc_id",
         )?;
         let mut out = Vec::new();
         for (device, member) in targets {
-            let rows = stmt
-                .query_map(params![space, device.0.to_vec()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let rows = stmt.query_map(params![space, device.0.to_vec()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?))
+            })?;
             let earlier = pre.members.get(&member).and_then(|m| m.devices.get(&device)).and_then(|d| d.cut.clone());
             let rank = match &earlier {
                 Some(c) => c.rank,
                 None => pre.members.get(&member).map(space::Rank::of).unwrap_or_default(),
             };
-            let mut docs = earlier.map(|c| c.docs).unwrap_or_default();
+            let mut cut = earlier.unwrap_or_default();
+            cut.rank = rank;
             for row in rows {
-                let (doc, seq) = row?;
-                let seq = u64::try_from(seq).unwrap_or(0);
-                let e = docs.entry(doc).or_insert(seq);
-                *e = (*e).max(seq);
+                let (doc, seq, hash) = row?;
+                cut.include(&doc, u64::try_from(seq).unwrap_or(0), Some(hex::encode(hash)));
             }
-            out.push((member, device, space::Cut { rank, docs }));
+            out.push((member, device, cut));
         }
         Ok(out)
     }
@@ -2166,6 +2167,21 @@ fn replay(space: &str, doc_id: &DocId, changes: &[(Change, Vec<u8>)], judge: Opt
     }
 }
 
+/// The changes `head` depends on, directly or not, among `changes`.
+fn causal_past(changes: &HashMap<ChangeHash, &Change>, head: ChangeHash) -> HashSet<ChangeHash> {
+    let mut past = HashSet::new();
+    let mut stack = vec![head];
+    while let Some(h) = stack.pop() {
+        let Some(c) = changes.get(&h) else { continue };
+        for d in c.deps() {
+            if past.insert(*d) {
+                stack.push(*d);
+            }
+        }
+    }
+    past
+}
+
 fn replay_once(
     space: &str,
     doc_id: &DocId,
@@ -2181,6 +2197,9 @@ fn replay_once(
     // what a merge checks (a change kept aside as one half of a pair was
     // never checked for it).
     let mut last_seq: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
+    let did = doc_id.to_string();
+    let by_hash: HashMap<ChangeHash, &Change> = changes.iter().map(|(c, _)| (c.hash(), c)).collect();
+    let mut pasts: HashMap<ChangeHash, HashSet<ChangeHash>> = HashMap::new();
     for i in causal_order(changes) {
         let (c, sig) = &changes[i];
         let h = c.hash();
@@ -2210,7 +2229,22 @@ fn replay_once(
             continue;
         }
         let revocations = judge.unwrap_or(&r.view);
-        let verdict = if *doc_id == DocId::Space {
+        // Below its cut's number, a revoked device's change counts only in
+        // the causal past of the change the cut names, when that one is
+        // here: the other half of a pair it equivocated lower down cannot
+        // stand in place of the half the revoker had seen.
+        let outside = DeviceId::from_actor(c.actor_id())
+            .filter(|d| revocations.revoked(d))
+            .and_then(|d| revocations.revocation(&d))
+            .and_then(|cut| cut.names(&did))
+            .is_some_and(|(seq, last)| {
+                c.seq() < seq
+                    && by_hash.contains_key(&last)
+                    && !pasts.entry(last).or_insert_with(|| causal_past(&by_hash, last)).contains(&h)
+            });
+        let verdict = if outside {
+            Err(Refusal::RevokedDevice)
+        } else if *doc_id == DocId::Space {
             let (doc, view) = (&r.doc, &r.view);
             contained(|| trust::check_space_change(space, doc, view, revocations, c, &[], true).map(|_| ()))
                 .unwrap_or_else(|| Err(Refusal::Malformed("the change is inconsistent with the register".into())))
