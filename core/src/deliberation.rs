@@ -499,7 +499,7 @@ pub fn post_history(store: &Store, space: &str, post: &str) -> Result<Vec<String
         store.read(space, &doc, |d| {
             if let Some(p) = map_at(d, &ROOT, &format!("p/{post}")) {
                 versions.push((
-                    get_i64(d, &p, "at").unwrap_or_default(),
+                    crate::space::dated_i64(d, &p, "at").unwrap_or_default(),
                     String::new(),
                     get_str(d, &p, "body").unwrap_or_default(),
                 ));
@@ -508,7 +508,7 @@ pub fn post_history(store: &Store, space: &str, post: &str) -> Result<Vec<String
             for key in d.keys(ROOT).filter(|k| k.starts_with(&prefix)) {
                 if let Some(e) = map_at(d, &ROOT, &key) {
                     versions.push((
-                        get_i64(d, &e, "at").unwrap_or_default(),
+                        crate::space::dated_i64(d, &e, "at").unwrap_or_default(),
                         key.clone(),
                         get_str(d, &e, "body").unwrap_or_default(),
                     ));
@@ -692,7 +692,7 @@ fn coordination(store: &Store, space: &str, topic: &str) -> Result<Coordination>
                         get_str(d, &s, "status").unwrap_or_default(),
                         get_str(d, &s, "reason").unwrap_or_default(),
                         get_str(d, &s, "by").unwrap_or_default(),
-                        get_i64(d, &s, "at").unwrap_or_default(),
+                        crate::space::dated_i64(d, &s, "at").unwrap_or_default(),
                     )
                 })
                 .collect();
@@ -705,7 +705,7 @@ fn coordination(store: &Store, space: &str, topic: &str) -> Result<Coordination>
                     .unwrap_or_default(),
                 deadline: get_str(d, &x, "deadline").unwrap_or_default(),
                 by: get_str(d, &x, "by").unwrap_or_default(),
-                at: get_i64(d, &x, "at").unwrap_or_default(),
+                at: crate::space::dated_i64(d, &x, "at").unwrap_or_default(),
             });
             let mut tasks: Vec<Task> = d
                 .keys(ROOT)
@@ -731,7 +731,7 @@ fn coordination(store: &Store, space: &str, topic: &str) -> Result<Coordination>
                         hours: get_str(d, &u, "hours").and_then(|h| serde_json::from_str(&h).ok()).unwrap_or_default(),
                         minutes: 0,
                         by: get_str(d, &u, "by").unwrap_or_default(),
-                        at: get_i64(d, &u, "at").unwrap_or_default(),
+                        at: crate::space::dated_i64(d, &u, "at").unwrap_or_default(),
                     });
                 }
             }

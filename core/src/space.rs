@@ -1256,10 +1256,24 @@ pub(crate) fn get_str<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<Str
 /// ahead): it reads as `None`, the same on every replica.
 pub(crate) fn attested_i64(doc: &Automerge, obj: &ObjId, key: &str) -> Option<i64> {
     let at = get_i64(doc, obj, key)?;
-    // The change of the operation that wrote this very value.
+    (at <= written_at(doc, obj, key)?).then_some(at)
+}
+
+/// A time as shown and ordered by (a post, an edit, a support, a response,
+/// a grant, hours, a debit): never later than the change that wrote it, so
+/// an entry dated ahead cannot stand as the latest for ever. With the
+/// receiver-clock bound on changes (`store::MAX_AHEAD_MS`), no time is then
+/// more than an hour ahead of the replica's clock.
+pub(crate) fn dated_i64(doc: &Automerge, obj: &ObjId, key: &str) -> Option<i64> {
+    let at = get_i64(doc, obj, key)?;
+    Some(written_at(doc, obj, key).map_or(at, |t| at.min(t)))
+}
+
+/// The time of the change whose operation wrote `key` of `obj`.
+fn written_at(doc: &Automerge, obj: &ObjId, key: &str) -> Option<i64> {
     let (_, op) = doc.get(obj, key).ok()??;
-    let change = doc.hash_for_opid(&op).and_then(|h| doc.get_change_by_hash(&h).map(|c| c.timestamp()))?;
-    (at <= change).then_some(at)
+    let hash = doc.hash_for_opid(&op)?;
+    doc.get_change_meta_by_hash(&hash).map(|m| m.timestamp)
 }
 
 pub(crate) fn get_i64<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<i64> {

@@ -327,3 +327,35 @@ fn from_decision_to_follow_up_timeline_and_disclosure() {
     push(&coord, r0, &space);
     assert_eq!(d::disclosure(r0, &space, &topic).expect("disclosure"), disc);
 }
+
+/// A time is never later than the change that carries it (#13, item 5): an
+/// edit its author's device dates a day ahead — written around the API, to
+/// stand as the post's latest edit for ever — is taken at its change's time,
+/// so the author's next honest edit is the body everyone reads.
+#[test]
+fn an_edit_dated_ahead_does_not_stay_the_latest() {
+    use automerge::transaction::Transactable;
+    let (coord, space, residents) = community(1);
+    let (a, me) = &residents[0];
+    push(&coord, a, &space);
+    let topic = d::raise_topic(a, &space, "楼道灯", "安全", "坏了一周").expect("raise");
+    let post = d::post(a, &space, &topic, "三楼的灯不亮", None, None).expect("post");
+    let year = linli_core::store::year_of(linli_core::store::now_ms());
+    let forum = DocId::own_public(me, &format!("forum-{year}"));
+    let ahead = linli_core::store::now_ms() + 86_400_000;
+    a.write(&space, &forum, |tx| {
+        let e = tx.put_object(automerge::ROOT, format!("e/{post}/{ahead:013}/zz"), automerge::ObjType::Map)?;
+        tx.put(&e, "body", "永远置顶")?;
+        tx.put(&e, "at", ahead)?;
+        Ok(())
+    })
+    .expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    d::edit_post(a, &space, &post, "三楼和二楼的灯不亮").expect("edit");
+    push(a, &coord, &space);
+    for s in [&a.store, &coord.store] {
+        let p = d::thread(s, &space, &topic).expect("thread").into_iter().find(|p| p.post == post).expect("post");
+        assert_eq!(p.body, "三楼和二楼的灯不亮", "the honest edit is the latest");
+        assert!(p.edited_at.is_some_and(|t| t < ahead));
+    }
+}

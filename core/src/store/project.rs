@@ -181,14 +181,19 @@ pub(super) fn own(
                     get_str(doc, &e, "title").unwrap_or_default(),
                     get_str(doc, &e, "category").unwrap_or_default(),
                     get_str(doc, &e, "description").unwrap_or_default(),
-                    get_i64(doc, &e, "at").unwrap_or_default()
+                    crate::space::dated_i64(doc, &e, "at").unwrap_or_default()
                 ])?;
             }
         } else if let Some(topic) = key.strip_prefix("s/") {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO supports (space_id, topic_id, member, at) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![space, topic, author, get_i64(doc, &e, "at").unwrap_or_default()])?;
+            .execute(params![
+                space,
+                topic,
+                author,
+                crate::space::dated_i64(doc, &e, "at").unwrap_or_default()
+            ])?;
         } else if let Some(post) = key.strip_prefix("p/") {
             if owned(author, post) {
                 tx.prepare_cached(
@@ -205,7 +210,7 @@ pub(super) fn own(
                     get_str(doc, &e, "parent").filter(|p| !p.is_empty()),
                     get_str(doc, &e, "quote").filter(|q| !q.is_empty()),
                     get_str(doc, &e, "body").unwrap_or_default(),
-                    get_i64(doc, &e, "at").unwrap_or_default()
+                    crate::space::dated_i64(doc, &e, "at").unwrap_or_default()
                 ])?;
                 latest_edit(tx, space, author, post, doc)?;
             }
@@ -240,7 +245,7 @@ pub(super) fn own(
                 key,
                 get_str(doc, &e, "version").unwrap_or_default(),
                 get_str(doc, &e, "answers").unwrap_or_default(),
-                get_i64(doc, &e, "at").unwrap_or_default(),
+                crate::space::dated_i64(doc, &e, "at").unwrap_or_default(),
                 receipt,
                 // Answers an interviewer entered name the member they are for.
                 get_str(doc, &e, "for").filter(|f| !f.is_empty()).unwrap_or_else(|| author.to_string())
@@ -255,7 +260,7 @@ pub(super) fn own(
                 author,
                 key,
                 get_str(doc, &e, "to").unwrap_or_default(),
-                get_i64(doc, &e, "at").unwrap_or_default()
+                crate::space::dated_i64(doc, &e, "at").unwrap_or_default()
             ])?;
         }
     }
@@ -273,7 +278,7 @@ fn latest_edit(tx: &Connection, space: &str, author: &str, post: &str, doc: &Aut
     let mut latest: Option<(i64, String, String)> = None;
     for key in doc.keys(ROOT).filter(|k| k.starts_with(&prefix)) {
         let Some(e) = map_at(doc, &ROOT, &key) else { continue };
-        let at = get_i64(doc, &e, "at").unwrap_or_default();
+        let at = crate::space::dated_i64(doc, &e, "at").unwrap_or_default();
         let body = get_str(doc, &e, "body").unwrap_or_default();
         if latest.as_ref().is_none_or(|(a, k, _)| (at, &key) > (*a, k)) {
             latest = Some((at, key, body));
@@ -336,14 +341,24 @@ fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Autom
                     i("minutes"),
                     i("on"),
                     s("note"),
-                    i("at"),
+                    crate::space::dated_i64(doc, &e, "at").unwrap_or_default(),
                     receipt_of(doc, &e),
                     if s("for").is_empty() { "" } else { author }
                 ])?;
             }
         } else if let Some(id) = key.strip_prefix("c/") {
             if entry_of(id).is_some_and(|(_, y)| y == year) {
-                answer(tx, space, id, author, author, &s("answer"), &s("reason"), i("at"), receipt_of(doc, &e))?;
+                answer(
+                    tx,
+                    space,
+                    id,
+                    author,
+                    author,
+                    &s("answer"),
+                    &s("reason"),
+                    crate::space::dated_i64(doc, &e, "at").unwrap_or_default(),
+                    receipt_of(doc, &e),
+                )?;
             }
         } else if let Some(id) = key.strip_prefix("d/") {
             if entry_of(id).is_some_and(|(a, y)| a == author && y == year) {
@@ -360,7 +375,7 @@ fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Autom
                     s("kind"),
                     s("reward"),
                     s("note"),
-                    i("at"),
+                    crate::space::dated_i64(doc, &e, "at").unwrap_or_default(),
                     receipt_of(doc, &e)
                 ])?;
             }
@@ -372,7 +387,7 @@ fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Autom
                  ON CONFLICT (space_id, activity_id, member) DO UPDATE SET withdrawn = excluded.withdrawn, at = excluded.at
                  WHERE (excluded.at, excluded.withdrawn) > (activity_signups.at, activity_signups.withdrawn)",
             )?
-            .execute(params![space, activity, author, get_bool(doc, &e, "withdrawn").unwrap_or(false), i("at")])?;
+            .execute(params![space, activity, author, get_bool(doc, &e, "withdrawn").unwrap_or(false), crate::space::dated_i64(doc, &e, "at").unwrap_or_default()])?;
         } else if let Some(id) = key.strip_prefix("o/")
             && entry_of(id).is_some_and(|(a, y)| a == author && y == year)
         {
@@ -390,7 +405,7 @@ fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Autom
                 s("description"),
                 s("availability"),
                 s("status"),
-                i("at")
+                crate::space::dated_i64(doc, &e, "at").unwrap_or_default()
             ])?;
         }
     }
@@ -492,7 +507,7 @@ fn ledger_item(tx: &Connection, space: &str, year: u16, doc: &Automerge, writes:
     for key in super::root_keys(writes) {
         let Some(e) = map_at(doc, &ROOT, &key) else { continue };
         let s = |k: &str| get_str(doc, &e, k).unwrap_or_default();
-        let at = get_i64(doc, &e, "at").unwrap_or_default();
+        let at = crate::space::dated_i64(doc, &e, "at").unwrap_or_default();
         if let Some(id) = key.strip_prefix("c/") {
             if entry_of(id).is_some_and(|(_, y)| y == year) {
                 answer(tx, space, id, COORDINATORS, &s("by"), &s("answer"), &s("reason"), at, receipt_of(doc, &e))?;
@@ -567,7 +582,7 @@ fn activity(tx: &Connection, space: &str, item: &str, doc: &Automerge, writes: &
             member,
             get_i64(doc, &e, "minutes").unwrap_or_default(),
             get_str(doc, &e, "by").unwrap_or_default(),
-            get_i64(doc, &e, "at").unwrap_or_default(),
+            crate::space::dated_i64(doc, &e, "at").unwrap_or_default(),
             receipt_of(doc, &e)
         ])?;
     }
@@ -588,7 +603,7 @@ fn consultation(tx: &Connection, space: &str, item: &str, doc: &Automerge, write
             item,
             member,
             get_bool(doc, &e, "present").unwrap_or(false),
-            get_i64(doc, &e, "at").unwrap_or_default()
+            crate::space::dated_i64(doc, &e, "at").unwrap_or_default()
         ])?;
     }
     Ok(())
