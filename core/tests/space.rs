@@ -296,3 +296,45 @@ fn one_edit_adds_a_member_and_their_device() {
     let v = s.view(&space).expect("view");
     assert_eq!(v.member_of(&key.id()).map(|(m, _)| m), Some("m1"));
 }
+
+/// A member's feed reads only rows of documents it may read — and gives the
+/// same changes as a walk of every row with the reader rule — then moves
+/// its cursor past everything considered, so the next sync does not walk
+/// the neighbours' private rows again.
+#[test]
+fn a_members_feed_reads_what_it_may_and_moves_past_the_rest() {
+    let coord = phone();
+    let space = coord.create_space("s", "主任").expect("create");
+    let (a, ma) = join(&coord, &space, "甲");
+    let (b, mb) = join(&coord, &space, "乙");
+    for (p, m) in [(&a, &ma), (&b, &mb)] {
+        copy_doc(&coord, p, &space, &DocId::Space);
+        for (doc, k) in [(DocId::own_private(m, "2026"), "ballot"), (DocId::own_public(m, "2026"), "post")] {
+            p.write(&space, &doc, |tx| Ok(tx.put(ROOT, k, 1)?)).expect("write");
+            copy_doc(p, &coord, &space, &doc);
+        }
+    }
+    let view = coord.view(&space).expect("view");
+    let none = std::collections::HashSet::new();
+    let rule = |d: &DocId| view.may_read(&ma, d);
+    let walked = coord.feed(&space, 0, 1 << 20, &rule, &none, None).expect("feed");
+    let read = coord.feed(&space, 0, 1 << 20, &rule, &none, Some(&ma)).expect("feed");
+    let docs = |f: &linli_core::store::Feed| {
+        let mut d: Vec<(String, usize)> = f.batches.iter().map(|b| (b.doc.to_string(), b.changes.len())).collect();
+        d.sort();
+        d
+    };
+    assert_eq!(docs(&read), docs(&walked));
+    assert!(
+        !docs(&read).iter().any(|(d, _)| *d == DocId::own_private(&mb, "2026").to_string()),
+        "not a neighbour's ballot"
+    );
+    assert!(docs(&read).iter().any(|(d, _)| *d == DocId::own_private(&ma, "2026").to_string()), "one's own");
+    let max = coord.max_arrived(&space).expect("max");
+    assert_eq!((read.cursor, walked.cursor), (max, max), "past everything considered");
+    // The neighbour writes again in private: nothing to read, the cursor moves on.
+    b.write(&space, &DocId::own_private(&mb, "2026"), |tx| Ok(tx.put(ROOT, "again", 2)?)).expect("write");
+    copy_doc(&b, &coord, &space, &DocId::own_private(&mb, "2026"));
+    let next = coord.feed(&space, read.cursor, 1 << 20, &rule, &none, Some(&ma)).expect("feed");
+    assert_eq!((next.changes, next.cursor), (0, coord.max_arrived(&space).expect("max")));
+}

@@ -4,7 +4,11 @@
 //! 1. N devices (200) each with one new ballot sync through a real server on
 //!    loopback, from 8 client threads: syncs per second, round trips, and
 //!    bytes per device against the same ballot sent as plain JSON.
-//! 2. A coordinator's new phone makes its first sync of a large space
+//! 2. A resident's incremental sync (one ballot up) after every other member
+//!    of the space cast a private ballot since its last sync, at growing
+//!    sizes of the space: milliseconds per sync, and the ratio of the largest
+//!    size to the smallest (flat is 1).
+//! 3. A coordinator's new phone makes its first sync of a large space
 //!    (5,000 members, 3,000 units, 60,000 ballots, 40,000 posts): bytes against
 //!    the gzip'd JSON export of the same data, seconds, and the peak memory of
 //!    the server and of the phone, each in a process of its own.
@@ -117,6 +121,82 @@ fn many_devices() {
         json / n,
         bytes as f64 / json as f64
     );
+}
+
+/// A resident's sync of one ballot, after each of the `n` other members of
+/// the space cast a private ballot since that resident's last sync: the
+/// median of five, in milliseconds.
+fn sync_after_others(n: usize) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    let t = http(&server.base);
+    let admin = phone();
+    let space = admin.create_space("bench", "管理员").expect("space");
+    let resident = phone();
+    let keys: Vec<DeviceKey> = (0..n).map(|_| DeviceKey::generate().expect("key")).collect();
+    let mut edits = vec![
+        SpaceEdit::AddMember { member: "r".into(), name: "居民".into(), roles: vec![Role::Resident] },
+        SpaceEdit::AddDevice { member: "r".into(), device: resident.device_id(), label: "phone".into() },
+    ];
+    for (m, k) in keys.iter().enumerate() {
+        edits.push(SpaceEdit::AddMember {
+            member: format!("m{m:05}"),
+            name: format!("居民{m}"),
+            roles: vec![Role::Resident],
+        });
+        edits.push(SpaceEdit::AddDevice { member: format!("m{m:05}"), device: k.id(), label: "phone".into() });
+    }
+    for chunk in edits.chunks(300) {
+        admin.edit_space(&space, chunk).expect("edit");
+    }
+    sync_with(&admin, &space, "server", &t);
+    sync_with(&resident, &space, "server", &t);
+    let store = server.store(&space);
+    let mut times = Vec::new();
+    for round in 0..5 {
+        let vote = format!("v{round}");
+        for (m, k) in keys.iter().enumerate() {
+            let doc = DocId::own_private(&format!("m{m:05}"), &vote);
+            let mut d = Automerge::new().with_actor(k.actor());
+            let mut tx = d.transaction();
+            tx.put(ROOT, "choice", "满意").expect("put");
+            tx.commit_with(CommitOptions::default().with_time(now_ms()));
+            let c = d.get_last_local_change().expect("change");
+            let signed = SignedChange {
+                bytes: c.raw_bytes().to_vec(),
+                signature: k.sign_change(&space, &doc, &c.hash()).to_vec(),
+            };
+            assert_eq!(store.apply(&space, &doc, vec![signed]).expect("apply").accepted.len(), 1);
+        }
+        resident
+            .write(&space, &DocId::own_private("r", &vote), |tx| {
+                tx.put(ROOT, "choice", "满意")?;
+                Ok(())
+            })
+            .expect("ballot");
+        let start = Instant::now();
+        let r = sync_with(&resident, &space, "server", &t);
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(r.received, 0, "no neighbour's ballot comes down");
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn sync_by_size() {
+    let sizes: &[usize] = if quick() { &[50, 400] } else { &[50, 1_000, 5_000] };
+    let ms: Vec<f64> = sizes.iter().map(|n| sync_after_others(*n)).collect();
+    for (n, t) in sizes.iter().zip(&ms) {
+        println!("incremental sync of one ballot after {n} other members' ballots: {t:.2} ms (median of 5)");
+    }
+    if let (Some(first), Some(last)) = (ms.first(), ms.last()) {
+        println!(
+            "  sync cost at {} members vs {}: ratio {:.2}x (flat is 1)",
+            sizes[sizes.len() - 1],
+            sizes[0],
+            last / first
+        );
+    }
 }
 
 struct Large {
@@ -293,6 +373,9 @@ fn main() {
     };
     if only("devices") {
         many_devices();
+    }
+    if only("size") {
+        sync_by_size();
     }
     if only("first") {
         first_sync();

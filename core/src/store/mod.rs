@@ -983,6 +983,9 @@ impl Store {
     /// Changes merged here after arrival number `after`, in arrival order,
     /// grouped by document, up to about `budget` bytes. Documents `readable`
     /// refuses and changes in `skip` are passed over (the cursor moves past them).
+    /// With `member` (one who is no coordinator), only rows of documents
+    /// every member may read or that member's own are even read: a sync's
+    /// cost does not grow with the other members' private writes.
     pub fn feed(
         &self,
         space: &str,
@@ -990,6 +993,7 @@ impl Store {
         budget: usize,
         readable: &dyn Fn(&DocId) -> bool,
         skip: &HashSet<ChangeHash>,
+        member: Option<&str>,
     ) -> Result<Feed> {
         let mut inner = self.lock()?;
         let mut feed = Feed { cursor: after, ..Feed::default() };
@@ -1002,17 +1006,34 @@ impl Store {
         // Documents read for this page only, so serving a large feed does not
         // fill the shared cache.
         let mut transient: HashMap<DocId, Automerge> = HashMap::new();
+        const PAGE: usize = 2048;
+        let max = max_arrived(&inner.conn, space)?;
         loop {
             let rows: Vec<FeedRow> = {
-                let mut stmt = inner.conn.prepare_cached(
-                    "SELECT doc_id, actor, hash, signature, arrived FROM changes WHERE space_id = ?1 AND arrived > ?2 AND sig_version = 2 ORDER BY arrived LIMIT 2048",
-                )?;
-                let rows = stmt.query_map(params![space, seq_sql(feed.cursor)], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?;
-                rows.collect::<Result<_, _>>()?
+                let map = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
+                match member {
+                    None => {
+                        let mut stmt = inner.conn.prepare_cached(
+                            "SELECT doc_id, actor, hash, signature, arrived FROM changes
+                             WHERE space_id = ?1 AND arrived > ?2 AND sig_version = 2 ORDER BY arrived LIMIT 2048",
+                        )?;
+                        stmt.query_map(params![space, seq_sql(feed.cursor)], map)?.collect::<Result<_, _>>()?
+                    }
+                    Some(m) => {
+                        let mut stmt = inner.conn.prepare_cached(
+                            "SELECT doc_id, actor, hash, signature, arrived FROM changes INDEXED BY changes_by_reader
+                             WHERE space_id = ?1 AND reader IN ('', ?3) AND arrived > ?2 AND sig_version = 2
+                             ORDER BY arrived LIMIT 2048",
+                        )?;
+                        stmt.query_map(params![space, seq_sql(feed.cursor), m], map)?.collect::<Result<_, _>>()?
+                    }
+                }
             };
+            let last_page = rows.len() < PAGE;
             if rows.is_empty() {
+                // Everything up to `max` was considered (rows this member
+                // may not read were never read).
+                feed.cursor = feed.cursor.max(max);
                 return Ok(feed);
             }
             for (doc_id, actor, hash, signature, arrived) in rows {
@@ -1046,6 +1067,10 @@ impl Store {
                 feed.batches[i].changes.push(SignedChange { bytes: raw, signature });
                 feed.changes += 1;
                 feed.cursor = arrived;
+            }
+            if last_page && unsigned.is_empty() {
+                feed.cursor = feed.cursor.max(max);
+                return Ok(feed);
             }
         }
     }
@@ -2775,6 +2800,15 @@ fn upgrade_signatures(conn: &Connection, space: &str, doc_id: &DocId, offered: &
 
 /// Give merged changes their rows in `changes`, with the next arrival
 /// numbers of the space's feed; returns those numbers.
+/// Who besides coordinators may read a document's changes, as stored in
+/// `changes.reader`: '' for every member.
+fn reader_of(did: &str) -> String {
+    match did.parse::<DocId>().map(|d| d.readers()) {
+        Ok(crate::doc::Readers::MemberAndCoordinators(m)) => m,
+        _ => String::new(),
+    }
+}
+
 fn add_change_rows<'a>(
     tx: &Connection,
     space: &str,
@@ -2782,8 +2816,10 @@ fn add_change_rows<'a>(
     changes: impl Iterator<Item = (&'a Change, &'a Vec<u8>)>,
 ) -> Result<Vec<u64>> {
     let mut next = max_arrived(tx, space)?;
+    let reader = reader_of(did);
     let mut stmt = tx.prepare_cached(
-        "INSERT INTO changes (space_id, doc_id, actor, seq, hash, signature, arrived, sig_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 2)",
+        "INSERT INTO changes (space_id, doc_id, actor, seq, hash, signature, arrived, sig_version, reader)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 2, ?8)",
     )?;
     let mut arrived = Vec::new();
     for (c, sig) in changes {
@@ -2795,7 +2831,8 @@ fn add_change_rows<'a>(
             seq_sql(c.seq()),
             c.hash().0.to_vec(),
             sig,
-            seq_sql(next)
+            seq_sql(next),
+            reader
         ])?;
         arrived.push(next);
     }
@@ -2882,7 +2919,7 @@ mod tests {
             .query(|c| Ok(c.query_row("SELECT count(*) FROM changes WHERE sig_version = 2", [], |r| r.get(0))?))
             .expect("count");
         assert_eq!(mine, 2, "the genesis and the write are re-signed");
-        let feed = store.feed(&space, 0, 1 << 20, &|_| true, &HashSet::new()).expect("feed");
+        let feed = store.feed(&space, 0, 1 << 20, &|_| true, &HashSet::new(), None).expect("feed");
         assert_eq!(feed.changes, 2, "the version-1 row is not served");
         let other = Store::open(dir.path().join("other.db")).expect("other");
         for b in feed.batches {

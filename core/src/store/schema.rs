@@ -401,6 +401,13 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (space_id, doc_id, hash)
      ) STRICT, WITHOUT ROWID;
      CREATE INDEX waiting_by_until ON waiting (space_id, until);",
+    // 16: who may read a change's document ('' for every member, else the
+    // one member besides coordinators), so a member's feed reads only rows
+    // it may read instead of walking every member's private ballots
+    "ALTER TABLE changes ADD COLUMN reader TEXT NOT NULL DEFAULT '';
+     UPDATE changes SET reader = substr(doc_id, 5, instr(substr(doc_id, 5), '/') - 1)
+        WHERE doc_id LIKE 'own/%/priv/%';
+     CREATE INDEX changes_by_reader ON changes (space_id, reader, arrived);",
 ];
 
 /// Bring the schema up to `target` migrations (normally all of them).
@@ -453,6 +460,31 @@ mod tests {
             let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
             assert_eq!(v, MIGRATIONS.len() as i64);
         }
+    }
+
+    #[test]
+    fn migration_16_names_the_reader_of_rows_already_stored() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate_to(&mut conn, 15).expect("15");
+        for (i, doc) in
+            ["own/ab12cd34ef56ab78/priv/2026", "own/ab12cd34ef56ab78/pub/2026", "item/v1", "space"].iter().enumerate()
+        {
+            conn.execute(
+                "INSERT INTO changes (space_id, doc_id, actor, seq, hash, signature, arrived, sig_version)
+                 VALUES ('s', ?1, x'01', ?2, ?3, x'', ?2, 2)",
+                rusqlite::params![doc, i as i64 + 1, vec![i as u8; 32]],
+            )
+            .expect("row");
+        }
+        migrate(&mut conn).expect("upgrade");
+        let readers: Vec<String> = conn
+            .prepare("SELECT reader FROM changes ORDER BY arrived")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(readers, ["ab12cd34ef56ab78", "", "", ""]);
     }
 
     #[test]

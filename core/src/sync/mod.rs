@@ -301,7 +301,7 @@ pub fn serve_sync(
         let resp = Response { epoch: store.epoch(), cursor: max, more: false, batches, results };
         return Ok(Served { body: resp.encode(), accepted, refused, sent });
     }
-    let feed = store.feed(&space, start, PAGE_BUDGET, &readable, &skip)?;
+    let feed = store.feed(&space, start, PAGE_BUDGET, &readable, &skip, (!privileged).then_some(member.as_str()))?;
     let resp = Response { epoch: store.epoch(), cursor: feed.cursor, more: feed.more, batches: feed.batches, results };
     Ok(Served { body: resp.encode(), accepted, refused, sent: feed.changes })
 }
@@ -579,7 +579,7 @@ pub fn sync(
     let mut whole: Vec<DocId> = Vec::new();
     for round in 1..=opts.max_rounds {
         let state = store.peer_state(peer, space)?;
-        let mut feed = store.feed(space, state.sent_cursor, PAGE_BUDGET, &|_| true, &HashSet::new())?;
+        let mut feed = store.feed(space, state.sent_cursor, PAGE_BUDGET, &|_| true, &HashSet::new(), None)?;
         for doc in whole.drain(..) {
             let changes = store.changes_since(space, &doc, &[])?;
             feed.batches.retain(|b| b.doc != doc);
