@@ -33,16 +33,14 @@ step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "rust tests"
-cargo test --workspace --locked
+# One invocation for every test target and the benchmarks (quick mode, so
+# they cannot rot): one feature resolution, so nothing is compiled twice.
+step "rust tests and benchmarks"
+LINLI_BENCH_QUICK=1 cargo test --workspace --locked --all-targets
 
-step "benchmarks (quick mode, checks they run)"
-LINLI_BENCH_QUICK=1 cargo test --locked -p linli-core --bench store --bench poll --bench deliberation --bench survey --bench ledger
-LINLI_BENCH_QUICK=1 cargo test --locked -p linli-tests --bench sync
-
+# The library, the server and the generator in one build, for the same reason.
 step "bindings: build and generate"
-cargo build --locked -p linli-ffi -p linli-server
-cargo build --locked -p linli-ffi --features bindgen --bin uniffi-bindgen
+cargo build --locked -p linli-ffi -p linli-server --features linli-ffi/bindgen
 lib=$out/liblinli_ffi.so
 gen=bindings/generated
 rm -rf "$gen" && mkdir -p "$gen"
