@@ -900,11 +900,12 @@ impl Store {
         drop(inner);
         let mut report = merged?;
         report.offered = offered;
+        // Changes that waited for the clock and merged before this batch.
         for d in released {
-            if !report.also_changed.contains(&d) && d != *doc_id {
-                report.also_changed.push(d);
-            } else if d == *doc_id {
+            if d == *doc_id {
                 self.notify(space, doc_id);
+            } else if !report.also_changed.contains(&d) {
+                report.also_changed.push(d);
             }
         }
         if !report.accepted.is_empty() {
