@@ -358,14 +358,9 @@ proptest! {
     }
 }
 
-/// An entry's time is bounded by the change that carries it (#13, item 5): a
-/// ballot a resident's device dates a day after its own change — to stand as
-/// that voter's latest until the close — counts nowhere, and the voter's
-/// honest ballot stands; a close dated after its change closes nothing.
-#[test]
-fn an_entry_dated_after_its_change_moves_nothing() {
-    use automerge::ROOT;
-    use automerge::transaction::{CommitOptions, Transactable};
+/// An open yes/no vote whose ballots every member reads, resident 0's honest
+/// "yes" in it, and a tablet of resident 0's that the test holds the key of.
+fn vote_with_a_tablet() -> (Meeting, String, String, linli_core::identity::DeviceKey) {
     let m = meeting(1);
     let vote = poll::create(
         &m.coord,
@@ -375,17 +370,26 @@ fn an_entry_dated_after_its_change_moves_nothing() {
     .expect("create");
     poll::open(&m.coord, &m.space, &vote).expect("open");
     m.share_vote(&vote);
-    let (p, member) = (&m.residents[0].0, m.residents[0].1.clone());
-    let honest = poll::cast(p, &m.space, &vote, &[0]).expect("yes");
-    // The resident's tablet, which the test holds.
+    let member = m.residents[0].1.clone();
+    let honest = poll::cast(&m.residents[0].0, &m.space, &vote, &[0]).expect("yes");
     let tablet = linli_core::identity::DeviceKey::generate().expect("key");
     m.coord
-        .edit_space(
-            &m.space,
-            &[SpaceEdit::AddDevice { member: member.clone(), device: tablet.id(), label: "平板".into() }],
-        )
+        .edit_space(&m.space, &[SpaceEdit::AddDevice { member, device: tablet.id(), label: "平板".into() }])
         .expect("tablet");
     m.gather();
+    (m, vote, honest, tablet)
+}
+
+/// An entry's time is bounded by the change that carries it (#13, item 5): a
+/// ballot a resident's device dates a day after its own change — to stand as
+/// that voter's latest until the close — counts nowhere, and the voter's
+/// honest ballot stands; a close dated after its change closes nothing.
+#[test]
+fn an_entry_dated_after_its_change_moves_nothing() {
+    use automerge::ROOT;
+    use automerge::transaction::{CommitOptions, Transactable};
+    let (m, vote, honest, tablet) = vote_with_a_tablet();
+    let (p, member) = (&m.residents[0].0, m.residents[0].1.clone());
     let now = linli_core::store::now_ms();
     let doc = DocId::own_public(&member, &vote);
     let ahead = common::craft(p, &m.space, &doc, &tablet, &tablet, |tx| {
@@ -527,25 +531,8 @@ fn a_change_dated_ahead_of_the_receivers_clock_waits_for_its_time() {
     use automerge::ROOT;
     use automerge::transaction::{CommitOptions, Transactable};
     use linli_core::store::{MAX_AHEAD_MS, now_ms};
-    let m = meeting(1);
-    let vote = poll::create(
-        &m.coord,
-        &m.space,
-        &VoteSpec { visibility: BallotVisibility::AllMembers, ..spec(VoteKind::YesNoAbstain, Eligibility::AllMembers) },
-    )
-    .expect("create");
-    poll::open(&m.coord, &m.space, &vote).expect("open");
-    m.share_vote(&vote);
-    let (p, member) = (&m.residents[0].0, m.residents[0].1.clone());
-    let honest = poll::cast(p, &m.space, &vote, &[0]).expect("yes");
-    let tablet = linli_core::identity::DeviceKey::generate().expect("key");
-    m.coord
-        .edit_space(
-            &m.space,
-            &[SpaceEdit::AddDevice { member: member.clone(), device: tablet.id(), label: "平板".into() }],
-        )
-        .expect("tablet");
-    m.gather();
+    let (m, vote, honest, tablet) = vote_with_a_tablet();
+    let member = m.residents[0].1.clone();
     let doc = DocId::own_public(&member, &vote);
     let ahead = now_ms() + MAX_AHEAD_MS + 1_500;
     let mut d = automerge::Automerge::new();

@@ -352,14 +352,8 @@ fn every_query_table_rebuilds_from_the_documents_alike() {
     let space = coord.create_space("幸福里", "主任").expect("create");
     let (a, _) = join(&coord, &space, "甲");
     let (b, mb) = join(&coord, &space, "乙");
-    let give = |from: &Store, to: &Store| {
-        let mut docs = from.doc_ids(&space).expect("docs");
-        docs.sort_by_key(|d| *d != DocId::Space);
-        for doc in docs {
-            let r = to.apply(&space, &doc, all_changes(from, &space, &doc)).expect("apply");
-            assert!(r.refused.is_empty() && r.missing_deps.is_empty(), "{doc}: {r:?}");
-        }
-    };
+    // Every document, register first, each change checked.
+    let give = |from: &Store, to: &Store| common::push(from, to, &space);
     coord
         .edit_space(
             &space,
