@@ -181,19 +181,14 @@ pub(super) fn own(
                     get_str(doc, &e, "title").unwrap_or_default(),
                     get_str(doc, &e, "category").unwrap_or_default(),
                     get_str(doc, &e, "description").unwrap_or_default(),
-                    crate::space::dated_i64(doc, &e, "at").unwrap_or_default()
+                    at_of(doc, &e)
                 ])?;
             }
         } else if let Some(topic) = key.strip_prefix("s/") {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO supports (space_id, topic_id, member, at) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![
-                space,
-                topic,
-                author,
-                crate::space::dated_i64(doc, &e, "at").unwrap_or_default()
-            ])?;
+            .execute(params![space, topic, author, at_of(doc, &e)])?;
         } else if let Some(post) = key.strip_prefix("p/") {
             if owned(author, post) {
                 tx.prepare_cached(
@@ -210,7 +205,7 @@ pub(super) fn own(
                     get_str(doc, &e, "parent").filter(|p| !p.is_empty()),
                     get_str(doc, &e, "quote").filter(|q| !q.is_empty()),
                     get_str(doc, &e, "body").unwrap_or_default(),
-                    crate::space::dated_i64(doc, &e, "at").unwrap_or_default()
+                    at_of(doc, &e)
                 ])?;
                 latest_edit(tx, space, author, post, doc)?;
             }
@@ -245,7 +240,7 @@ pub(super) fn own(
                 key,
                 get_str(doc, &e, "version").unwrap_or_default(),
                 get_str(doc, &e, "answers").unwrap_or_default(),
-                crate::space::dated_i64(doc, &e, "at").unwrap_or_default(),
+                at_of(doc, &e),
                 receipt,
                 // Answers an interviewer entered name the member they are for.
                 get_str(doc, &e, "for").filter(|f| !f.is_empty()).unwrap_or_else(|| author.to_string())
@@ -260,11 +255,17 @@ pub(super) fn own(
                 author,
                 key,
                 get_str(doc, &e, "to").unwrap_or_default(),
-                crate::space::dated_i64(doc, &e, "at").unwrap_or_default()
+                at_of(doc, &e)
             ])?;
         }
     }
     Ok(())
+}
+
+/// An entry's time, as shown and as "latest" reads it: never later than its
+/// change (`space::dated_i64`).
+fn at_of(doc: &Automerge, entry: &automerge::ObjId) -> i64 {
+    crate::space::dated_i64(doc, entry, "at").unwrap_or_default()
 }
 
 /// Ids of topics and posts begin with their author's member id.
@@ -278,7 +279,7 @@ fn latest_edit(tx: &Connection, space: &str, author: &str, post: &str, doc: &Aut
     let mut latest: Option<(i64, String, String)> = None;
     for key in doc.keys(ROOT).filter(|k| k.starts_with(&prefix)) {
         let Some(e) = map_at(doc, &ROOT, &key) else { continue };
-        let at = crate::space::dated_i64(doc, &e, "at").unwrap_or_default();
+        let at = at_of(doc, &e);
         let body = get_str(doc, &e, "body").unwrap_or_default();
         if latest.as_ref().is_none_or(|(a, k, _)| (at, &key) > (*a, k)) {
             latest = Some((at, key, body));
@@ -341,24 +342,14 @@ fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Autom
                     i("minutes"),
                     i("on"),
                     s("note"),
-                    crate::space::dated_i64(doc, &e, "at").unwrap_or_default(),
+                    at_of(doc, &e),
                     receipt_of(doc, &e),
                     if s("for").is_empty() { "" } else { author }
                 ])?;
             }
         } else if let Some(id) = key.strip_prefix("c/") {
             if entry_of(id).is_some_and(|(_, y)| y == year) {
-                answer(
-                    tx,
-                    space,
-                    id,
-                    author,
-                    author,
-                    &s("answer"),
-                    &s("reason"),
-                    crate::space::dated_i64(doc, &e, "at").unwrap_or_default(),
-                    receipt_of(doc, &e),
-                )?;
+                answer(tx, space, id, author, author, &s("answer"), &s("reason"), at_of(doc, &e), receipt_of(doc, &e))?;
             }
         } else if let Some(id) = key.strip_prefix("d/") {
             if entry_of(id).is_some_and(|(a, y)| a == author && y == year) {
@@ -375,7 +366,7 @@ fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Autom
                     s("kind"),
                     s("reward"),
                     s("note"),
-                    crate::space::dated_i64(doc, &e, "at").unwrap_or_default(),
+                    at_of(doc, &e),
                     receipt_of(doc, &e)
                 ])?;
             }
@@ -387,7 +378,7 @@ fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Autom
                  ON CONFLICT (space_id, activity_id, member) DO UPDATE SET withdrawn = excluded.withdrawn, at = excluded.at
                  WHERE (excluded.at, excluded.withdrawn) > (activity_signups.at, activity_signups.withdrawn)",
             )?
-            .execute(params![space, activity, author, get_bool(doc, &e, "withdrawn").unwrap_or(false), crate::space::dated_i64(doc, &e, "at").unwrap_or_default()])?;
+            .execute(params![space, activity, author, get_bool(doc, &e, "withdrawn").unwrap_or(false), at_of(doc, &e)])?;
         } else if let Some(id) = key.strip_prefix("o/")
             && entry_of(id).is_some_and(|(a, y)| a == author && y == year)
         {
@@ -405,7 +396,7 @@ fn ledger_own(tx: &Connection, space: &str, author: &str, year: u16, doc: &Autom
                 s("description"),
                 s("availability"),
                 s("status"),
-                crate::space::dated_i64(doc, &e, "at").unwrap_or_default()
+                at_of(doc, &e)
             ])?;
         }
     }
@@ -507,7 +498,7 @@ fn ledger_item(tx: &Connection, space: &str, year: u16, doc: &Automerge, writes:
     for key in super::root_keys(writes) {
         let Some(e) = map_at(doc, &ROOT, &key) else { continue };
         let s = |k: &str| get_str(doc, &e, k).unwrap_or_default();
-        let at = crate::space::dated_i64(doc, &e, "at").unwrap_or_default();
+        let at = at_of(doc, &e);
         if let Some(id) = key.strip_prefix("c/") {
             if entry_of(id).is_some_and(|(_, y)| y == year) {
                 answer(tx, space, id, COORDINATORS, &s("by"), &s("answer"), &s("reason"), at, receipt_of(doc, &e))?;
@@ -582,7 +573,7 @@ fn activity(tx: &Connection, space: &str, item: &str, doc: &Automerge, writes: &
             member,
             get_i64(doc, &e, "minutes").unwrap_or_default(),
             get_str(doc, &e, "by").unwrap_or_default(),
-            crate::space::dated_i64(doc, &e, "at").unwrap_or_default(),
+            at_of(doc, &e),
             receipt_of(doc, &e)
         ])?;
     }
@@ -603,7 +594,7 @@ fn consultation(tx: &Connection, space: &str, item: &str, doc: &Automerge, write
             item,
             member,
             get_bool(doc, &e, "present").unwrap_or(false),
-            crate::space::dated_i64(doc, &e, "at").unwrap_or_default()
+            at_of(doc, &e)
         ])?;
     }
     Ok(())
